@@ -1,0 +1,33 @@
+package jobs.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code spindle} command line: one subcommand per pipeline stage. */
+@Command(name = "spindle",
+        mixinStandardHelpOptions = true,
+        version = "spindle 0.1.0",
+        description = "Sparse dictionaries (SAEs, transcoders, CLTs) from transformer activations on Apache Spark.",
+        subcommands = {
+                CommandLine.HelpCommand.class,
+        })
+public final class Spindle implements Runnable {
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the CLI in-process and returns its exit code (tests call this). */
+    public static int run(String... args) {
+        // No telemetry: DJL's tokenizer build calls home unless "offline" is set.
+        System.setProperty("offline", "true");
+        CommandLine cli = new CommandLine(new Spindle());
+        cli.setExecutionExceptionHandler(new UserErrorHandler());
+        return cli.execute(args);
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+}
