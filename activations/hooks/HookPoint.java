@@ -1,0 +1,139 @@
+package activations.hooks;
+
+import activations.model.ModelConfig;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A named place in the forward pass whose value can be captured or intervened on. Names follow
+ * TransformerLens, which users already know: {@code blocks.{l}.hook_resid_pre} and so on. As in
+ * TransformerLens, {@code ln1/ln2/ln_final.hook_normalized} is the normalized vector BEFORE the
+ * norm's elementwise gain (and bias): the MLP sees {@code ln2.hook_normalized * gain}.
+ */
+public record HookPoint(Kind kind, int layer) {
+
+    /** Kinds in forward order; per-layer kinds have a {@code blocks.{l}.} prefix. */
+    public enum Kind {
+        EMBED("hook_embed", false),
+        POS_EMBED("hook_pos_embed", false),
+        RESID_PRE("hook_resid_pre", true),
+        LN1_NORMALIZED("ln1.hook_normalized", true),
+        ATTN_OUT("hook_attn_out", true),
+        RESID_MID("hook_resid_mid", true),
+        LN2_NORMALIZED("ln2.hook_normalized", true),
+        MLP_POST("mlp.hook_post", true),
+        MLP_OUT("hook_mlp_out", true),
+        RESID_POST("hook_resid_post", true),
+        LN_FINAL_NORMALIZED("ln_final.hook_normalized", false),
+        LOGITS("logits", false);
+
+        public final String suffix;
+        public final boolean perLayer;
+
+        Kind(String suffix, boolean perLayer) {
+            this.suffix = suffix;
+            this.perLayer = perLayer;
+        }
+    }
+
+    private static final Pattern BLOCK = Pattern.compile("blocks\\.(\\d+)\\.(.+)");
+
+    public String name() {
+        return kind.perLayer ? "blocks." + layer + "." + kind.suffix : kind.suffix;
+    }
+
+    @Override
+    public String toString() {
+        return name();
+    }
+
+    /** Width of this hook's vectors in the given model. */
+    public int dim(ModelConfig config) {
+        switch (kind) {
+            case MLP_POST: return config.dMlp();
+            case LOGITS: return config.vocabSize();
+            default: return config.dModel();
+        }
+    }
+
+    /** Parses and validates a hook name against a model; unknown names list the valid ones. */
+    public static HookPoint parse(String name, ModelConfig config) {
+        String trimmed = name.trim();
+        Matcher m = BLOCK.matcher(trimmed);
+        if (m.matches()) {
+            for (Kind kind : Kind.values()) {
+                if (kind.perLayer && kind.suffix.equals(m.group(2))) {
+                    int layer;
+                    try {
+                        layer = Integer.parseInt(m.group(1));
+                    } catch (NumberFormatException e) {
+                        break;
+                    }
+                    if (layer >= config.nLayers()) {
+                        throw new IllegalArgumentException("hook '" + name + "': layer " + layer
+                                + " does not exist; the model has layers 0.." + (config.nLayers() - 1));
+                    }
+                    return new HookPoint(kind, layer);
+                }
+            }
+        } else {
+            for (Kind kind : Kind.values()) {
+                if (!kind.perLayer && kind.suffix.equals(trimmed) && available(kind, config)) {
+                    return new HookPoint(kind, -1);
+                }
+            }
+        }
+        throw new IllegalArgumentException("unknown hook '" + name + "'; valid hooks: " + describeValid(config));
+    }
+
+    public static List<HookPoint> parseAll(Collection<String> names, ModelConfig config) {
+        List<HookPoint> hooks = new ArrayList<>();
+        for (String n : names) {
+            HookPoint h = parse(n, config);
+            if (!hooks.contains(h)) {
+                hooks.add(h);
+            }
+        }
+        return hooks;
+    }
+
+    /** Every hook of the model, in forward order. */
+    public static List<HookPoint> all(ModelConfig config) {
+        List<HookPoint> hooks = new ArrayList<>();
+        for (Kind kind : Kind.values()) {
+            if (!kind.perLayer && kind.ordinal() < Kind.RESID_PRE.ordinal() && available(kind, config)) {
+                hooks.add(new HookPoint(kind, -1));
+            }
+        }
+        for (int l = 0; l < config.nLayers(); l++) {
+            for (Kind kind : Kind.values()) {
+                if (kind.perLayer) {
+                    hooks.add(new HookPoint(kind, l));
+                }
+            }
+        }
+        hooks.add(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1));
+        hooks.add(new HookPoint(Kind.LOGITS, -1));
+        return hooks;
+    }
+
+    private static boolean available(Kind kind, ModelConfig config) {
+        return kind != Kind.POS_EMBED || config.family() == ModelConfig.Family.GPT2;
+    }
+
+    private static String describeValid(ModelConfig config) {
+        List<String> parts = new ArrayList<>();
+        String layers = config.nLayers() == 1 ? "0" : "{0.." + (config.nLayers() - 1) + "}";
+        for (Kind kind : Kind.values()) {
+            if (!available(kind, config)) {
+                continue;
+            }
+            parts.add(kind.perLayer ? "blocks." + layers + "." + kind.suffix : kind.suffix);
+        }
+        return String.join(", ", parts);
+    }
+}
