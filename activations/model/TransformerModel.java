@@ -103,7 +103,7 @@ public final class TransformerModel {
             layer(l, weights.layers.get(l), pass);
         }
         if (needFinal) {
-            normalize(b.resid, b.normed, b.rows, config.dModel(), false);
+            normalize(b.resid, b.normed, b.rows);
             pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
             applyGain(b.normed, weights.finalNorm, b.rows);
             if (b.logits != null) {
@@ -181,7 +181,7 @@ public final class TransformerModel {
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
 
-        normalize(b.resid, b.normed, b.rows, d, config.family() == ModelConfig.Family.GPT2);
+        normalize(b.resid, b.normed, b.rows);
         pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm1(), b.rows);
         linear(w.qkv(), b.normed, b.qkv);
@@ -191,7 +191,7 @@ public final class TransformerModel {
         b.resid.array.addi(b.attnOut.array);
         pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
 
-        normalize(b.resid, b.normed, b.rows, d, config.family() == ModelConfig.Family.GPT2);
+        normalize(b.resid, b.normed, b.rows);
         pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm2(), b.rows);
         linear(w.mlpIn(), b.normed, b.mlpIn);
@@ -380,7 +380,9 @@ public final class TransformerModel {
     }
 
     /** Normalizes each row without its gain: RMSNorm (Llama) or LayerNorm (GPT-2). */
-    private void normalize(Tensor in, Tensor out, int rows, int d, boolean layerNorm) {
+    private void normalize(Tensor in, Tensor out, int rows) {
+        boolean layerNorm = config.family() == ModelConfig.Family.GPT2;
+        int d = config.dModel();
         FloatBuffer x = in.view;
         FloatBuffer y = out.view;
         double eps = config.normEps();
