@@ -6,13 +6,17 @@ import picocli.CommandLine.Command;
 /** The {@code spindle} command line: one subcommand per pipeline stage. */
 @Command(name = "spindle",
         mixinStandardHelpOptions = true,
-        version = "spindle 0.1.0",
+        version = "spindle " + Spindle.VERSION,
         description = "Sparse dictionaries (SAEs, transcoders, CLTs) from transformer activations on Apache Spark.",
         subcommands = {
                 CommandLine.HelpCommand.class,
                 ForwardCommand.class,
+                TokenizeCommand.class,
         })
 public final class Spindle implements Runnable {
+
+    /** Recorded in manifests and exported dictionaries. */
+    public static final String VERSION = "0.1.0";
 
     public static void main(String[] args) {
         System.exit(run(args));

@@ -1,0 +1,63 @@
+package jobs.spark;
+
+import activations.model.TransformerModel;
+import activations.tokenizer.TextTokenizer;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Per-JVM caches of what tasks need from a model directory: each executor loads a tokenizer or a
+ * model once, not per task or per batch, and tasks in the same JVM share it (both are thread-safe).
+ * A model directory on a remote filesystem (hdfs://, s3a://) is first copied to local disk.
+ */
+public final class ExecutorResources {
+
+    private static final Map<String, TextTokenizer> TOKENIZERS = new ConcurrentHashMap<>();
+    private static final Map<String, TransformerModel> MODELS = new ConcurrentHashMap<>();
+    private static final Map<String, java.nio.file.Path> LOCAL_COPIES = new ConcurrentHashMap<>();
+
+    private ExecutorResources() {
+    }
+
+    public static TextTokenizer tokenizer(String modelDir) {
+        return TOKENIZERS.computeIfAbsent(modelDir, dir -> TextTokenizer.load(localDirectory(dir)));
+    }
+
+    public static TransformerModel model(String modelDir) {
+        return MODELS.computeIfAbsent(modelDir, dir -> TransformerModel.load(localDirectory(dir)));
+    }
+
+    /** A local path for a model directory given as a local path or any Hadoop filesystem URI. */
+    public static java.nio.file.Path localDirectory(String dir) {
+        URI uri = URI.create(dir.replace(" ", "%20"));
+        if (uri.getScheme() == null || uri.getScheme().equals("file")) {
+            return uri.getScheme() == null ? java.nio.file.Path.of(dir) : java.nio.file.Path.of(uri);
+        }
+        return LOCAL_COPIES.computeIfAbsent(dir, ExecutorResources::copyToLocal);
+    }
+
+    private static java.nio.file.Path copyToLocal(String dir) {
+        try {
+            Path remote = new Path(dir);
+            FileSystem fs = remote.getFileSystem(new Configuration());
+            java.nio.file.Path local = Files.createTempDirectory("spindle-model-");
+            for (FileStatus f : fs.listStatus(remote)) {
+                if (f.isFile()) {
+                    fs.copyToLocalFile(f.getPath(), new Path(local.resolve(f.getPath().getName()).toUri()));
+                }
+            }
+            return local;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot copy model directory " + dir + " to local disk: " + e.getMessage(), e);
+        }
+    }
+}
