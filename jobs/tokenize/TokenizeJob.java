@@ -1,5 +1,6 @@
 package jobs.tokenize;
 
+import activations.model.ModelChecksums;
 import activations.model.ModelConfig;
 import activations.table.TokenTableManifest;
 import activations.tokenizer.TextTokenizer;
@@ -34,15 +35,11 @@ import scala.Tuple2;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -240,7 +237,7 @@ public final class TokenizeJob {
             long tokensWritten = fullSequences * o.contextSize()
                     + (sequences > fullSequences ? (totalTokens % bodyLength) + (bos == null ? 0 : 1) : 0);
             TokenTableManifest manifest = new TokenTableManifest(TokenTableManifest.KIND, 1, o.modelDir(),
-                    sha256(localModel.resolve("tokenizer.json")), o.contextSize(), bos, separator, sequences,
+                    ModelChecksums.file(localModel.resolve("tokenizer.json")), o.contextSize(), bos, separator, sequences,
                     tokensWritten, totalDocuments, o.input(), o.format().name().toLowerCase(Locale.ROOT),
                     o.split().name().toLowerCase(Locale.ROOT).replace('_', '-'), o.keepPartial(),
                     Instant.now().toString(), jobs.cli.Spindle.VERSION);
@@ -412,15 +409,5 @@ public final class TokenizeJob {
             index.put(files.get(i).toUri().getPath(), i);
         }
         return index;
-    }
-
-    static String sha256(java.nio.file.Path file) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }

@@ -1,0 +1,391 @@
+package jobs.cache;
+
+import activations.hooks.ForwardRequest;
+import activations.hooks.ForwardResult;
+import activations.hooks.HookPoint;
+import activations.model.ModelChecksums;
+import activations.model.ModelConfig;
+import activations.model.TransformerModel;
+import activations.safetensors.DType;
+import activations.table.ActivationManifest;
+import activations.table.ActivationShardWriter;
+import activations.table.ShardSummary;
+import activations.table.TokenTableManifest;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import jobs.spark.ExecutorResources;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.Partitioner;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.util.SerializableConfiguration;
+import org.nd4j.linalg.factory.Nd4j;
+import scala.Tuple2;
+
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+import static org.apache.spark.sql.functions.col;
+
+/**
+ * Runs the model over a token table on Spark and writes the activation cache, exactly once.
+ *
+ * <p>The sequences are cut into shards of about {@code shardSequences} sequences; one Spark task
+ * computes one shard (the model is loaded once per executor JVM and shared by its tasks) and commits
+ * it as a Parquet file under its final name only if no attempt has committed it yet, so task
+ * retries and speculative copies never duplicate or drop rows. Shards go to a hidden
+ * {@code .NAME.partial} directory beside the output; a re-run with the same settings resumes
+ * there, skipping committed shards. The manifest is written last and the directory is then renamed
+ * to the output name, so a partial cache is never mistaken for a complete one.
+ */
+public final class CacheJob {
+
+    /** Test-only fault injection: fail the first attempt of one shard, before or after its commit. */
+    public enum Fault { NONE, BEFORE_COMMIT, AFTER_COMMIT, ALWAYS }
+
+    public record Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
+                          int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial,
+                          String output, boolean overwrite, Fault fault, int faultShard) implements Serializable {
+
+        public Options withFault(Fault value, int shard) {
+            return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
+                    skipSpecial, output, overwrite, value, shard);
+        }
+    }
+
+    /** What a run is, recorded in the partial directory so only the same run resumes there. */
+    record RunIdentity(String modelChecksum, String tokens, long sequences, List<String> hooks, String dtype,
+                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial) {
+    }
+
+    static final String RUN_FILE = "_run.json";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private CacheJob() {
+    }
+
+    /** Every hook of a model worth caching: all but the logits (vocabulary-wide; ask for it by name). */
+    public static List<String> allHooks(ModelConfig config) {
+        List<String> names = new ArrayList<>();
+        for (HookPoint h : HookPoint.all(config)) {
+            if (h.kind() != HookPoint.Kind.LOGITS) {
+                names.add(h.name());
+            }
+        }
+        return names;
+    }
+
+    public static ActivationManifest run(SparkSession spark, Options o) {
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        java.nio.file.Path localModel = ExecutorResources.localDirectory(o.modelDir());
+        ModelConfig config = ModelConfig.load(localModel);
+        List<String> hookNames = o.hooks().size() == 1 && o.hooks().get(0).equals("all") ? allHooks(config) : o.hooks();
+        List<HookPoint> hooks = HookPoint.parseAll(hookNames, config);
+        List<String> canonical = hooks.stream().map(HookPoint::name).toList();
+        int[] dims = hooks.stream().mapToInt(h -> h.dim(config)).toArray();
+        if (o.batchSequences() < 1 || o.shardSequences() < 1) {
+            throw new IllegalArgumentException("--batch-sequences and --shard-sequences must be at least 1");
+        }
+
+        Path tokensDir = new Path(o.tokens());
+        TokenTableManifest tokens = TokenTableManifest.read(hadoop, tokensDir);
+        if (tokens.contextSize() > config.maxPositions()) {
+            throw new IllegalArgumentException("the token table's sequences have " + tokens.contextSize()
+                    + " tokens, more than the model's context of " + config.maxPositions() + "; re-tokenize with a smaller --context-size");
+        }
+        String tokenizerSha = ModelChecksums.file(localModel.resolve("tokenizer.json"));
+        if (tokens.tokenizerSha256() != null && !tokens.tokenizerSha256().equals(tokenizerSha)) {
+            throw new IllegalArgumentException("the token table was made with another tokenizer than " + o.modelDir()
+                    + "'s; tokenize the corpus with this model");
+        }
+        String modelChecksum = ModelChecksums.model(localModel);
+
+        try {
+            Path out = new Path(o.output());
+            FileSystem fs = out.getFileSystem(hadoop);
+            out = fs.makeQualified(out);
+            if (fs.exists(new Path(out, ActivationManifest.FILE_NAME)) && !o.overwrite()) {
+                throw new IllegalArgumentException("output " + o.output() + " already holds a complete activation cache; "
+                        + "choose another --out or pass --overwrite");
+            }
+            Path partial = new Path(out.getParent(), "." + out.getName() + ".partial");
+            RunIdentity identity = new RunIdentity(modelChecksum, fs.makeQualified(tokensDir).toString(), tokens.sequences(),
+                    canonical, o.dtype().userName(), o.shardSequences(), o.shuffleSeed(), o.skipBos(), o.skipSpecial());
+            prepareRunDirectory(fs, partial, identity, o.overwrite());
+
+            int numShards = (int) Math.max(1, (tokens.sequences() + o.shardSequences() - 1) / o.shardSequences());
+            Set<Integer> done = committedShards(hadoop, partial);
+            Broadcast<SerializableConfiguration> conf = JavaSparkContext.fromSparkContext(spark.sparkContext())
+                    .broadcast(new SerializableConfiguration(hadoop));
+            String partialDir = partial.toString();
+            Integer bos = tokens.bosId();
+            int separator = tokens.separatorId();
+            long seed = o.shuffleSeed() == null ? 0 : o.shuffleSeed();
+            boolean shuffle = o.shuffleSeed() != null;
+
+            JavaPairRDD<Integer, Tuple2<Long, int[]>> byShard = spark.read().parquet(o.tokens())
+                    .select(col("seq_id"), col("tokens")).javaRDD()
+                    .mapToPair(row -> {
+                        long seq = row.getLong(0);
+                        int shard = shardOf(seq, o.shardSequences(), numShards, shuffle, seed);
+                        return new Tuple2<>(shard, new Tuple2<>(seq, toIntArray(row)));
+                    })
+                    .filter(pair -> !done.contains(pair._1()))
+                    .partitionBy(new ShardPartitioner(numShards));
+
+            long started = System.nanoTime();
+            List<Long> written = byShard.mapPartitionsWithIndex((shard, rows) -> {
+                List<Long> result = new ArrayList<>();
+                if (rows.hasNext()) {
+                    ShardSummary summary = computeShard(shard, rows, o, canonical, dims, bos, separator, conf.value().value(),
+                            new Path(partialDir));
+                    result.add(summary.rows());
+                }
+                return result.iterator();
+            }, true).collect();
+            long computedRows = written.stream().mapToLong(Long::longValue).sum();
+
+            ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(hadoop, partial);
+            long expectedRows = expectedRows(spark, o, bos, separator);
+            if (committed.rows() != expectedRows) {
+                throw new IllegalStateException("the cache at " + partial + " holds " + committed.rows() + " rows but "
+                        + expectedRows + " were expected; remove it (or pass --overwrite) and run again");
+            }
+            String skipped = describeSkipped(o, bos);
+            ActivationManifest manifest = ActivationManifest.of(config.architecture() + ":" + localModel.getFileName(),
+                    modelChecksum, tokens.contextSize(), identity.tokens(), o.shuffleSeed(), skipped, committed);
+            manifest.write(fs, partial);
+            publish(fs, partial, out);
+            double seconds = (System.nanoTime() - started) / 1e9;
+            org.slf4j.LoggerFactory.getLogger(CacheJob.class).info(String.format(Locale.ROOT,
+                    "cached %,d tokens (%,d computed now, %d shards resumed) in %.1f s", committed.rows(), computedRows,
+                    done.size(), seconds));
+            return manifest;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the activation cache " + o.output() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** One task: the shard's sequences through the model, rows out through the exactly-once writer. */
+    static ShardSummary computeShard(int shard, Iterator<Tuple2<Integer, Tuple2<Long, int[]>>> rows, Options o,
+                                     List<String> hooks, int[] dims, Integer bos, int separator, Configuration conf,
+                                     Path dir) {
+        List<Tuple2<Long, int[]>> sequences = new ArrayList<>();
+        rows.forEachRemaining(r -> sequences.add(r._2()));
+        sequences.sort((a, b) -> Long.compare(a._1(), b._1()));
+        // Each task gets spark.task.cpus cores: keep ND4J's OpenMP pool to that, or tasks oversubscribe.
+        TaskContext task = TaskContext.get();
+        int cpus = task == null ? 1 : Integer.parseInt(task.getLocalProperty("spark.task.cpus") == null ? "1"
+                : task.getLocalProperty("spark.task.cpus"));
+        Nd4j.getEnvironment().setMaxMasterThreads(Math.max(1, cpus));
+        TransformerModel model = ExecutorResources.model(o.modelDir());
+        List<HookPoint> points = HookPoint.parseAll(hooks, model.config());
+        int attempt = task == null ? 0 : task.attemptNumber();
+
+        ActivationShardWriter writer = ActivationShardWriter.open(conf,
+                new Path(dir, ActivationShardWriter.shardFileName(shard)), hooks, dims, o.dtype());
+        try {
+            ShardRows shardRows = new ShardRows(hooks.size(), dims);
+            for (int from = 0; from < sequences.size(); from += o.batchSequences()) {
+                int to = Math.min(sequences.size(), from + o.batchSequences());
+                List<Tuple2<Long, int[]>> batch = sequences.subList(from, to);
+                // A batch runs sequences of equal length; only a kept partial last sequence differs.
+                int length = batch.get(0)._2().length;
+                List<Tuple2<Long, int[]>> sameLength = new ArrayList<>();
+                for (Tuple2<Long, int[]> s : batch) {
+                    if (s._2().length == length) {
+                        sameLength.add(s);
+                    } else {
+                        runBatch(model, points, List.of(s), o, bos, separator, shardRows);
+                    }
+                }
+                runBatch(model, points, sameLength, o, bos, separator, shardRows);
+                if (o.shuffleSeed() == null) {
+                    shardRows.flushTo(writer);
+                }
+                if (o.fault() != Fault.NONE && shard == o.faultShard() && from == 0
+                        && o.fault() == Fault.BEFORE_COMMIT && attempt == 0) {
+                    throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies before commit");
+                }
+                if (o.fault() == Fault.ALWAYS && shard == o.faultShard()) {
+                    throw new IllegalStateException("injected fault: shard " + shard + " always dies");
+                }
+            }
+            if (o.shuffleSeed() != null) {
+                shardRows.shuffle(new SplittableRandom(o.shuffleSeed() ^ (0x9E3779B97F4A7C15L * (shard + 1))));
+            }
+            shardRows.flushTo(writer);
+            ShardSummary summary = writer.commit();
+            if (o.fault() == Fault.AFTER_COMMIT && shard == o.faultShard() && attempt == 0) {
+                throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies after commit");
+            }
+            return summary;
+        } catch (RuntimeException e) {
+            writer.abort();
+            throw e;
+        }
+    }
+
+    private static void runBatch(TransformerModel model, List<HookPoint> points, List<Tuple2<Long, int[]>> batch,
+                                 Options o, Integer bos, int separator, ShardRows out) {
+        if (batch.isEmpty()) {
+            return;
+        }
+        int[][] tokens = new int[batch.size()][];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = batch.get(i)._2();
+        }
+        ForwardResult result = model.forward(tokens, ForwardRequest.capture(points));
+        int seqLen = tokens[0].length;
+        for (int b = 0; b < tokens.length; b++) {
+            for (int t = 0; t < seqLen; t++) {
+                int token = tokens[b][t];
+                if (skipped(t, token, o.skipBos(), o.skipSpecial(), bos, separator)) {
+                    continue;
+                }
+                out.add(batch.get(b)._1(), t, token, result, points, b);
+            }
+        }
+    }
+
+    static int shardOf(long seq, int shardSequences, int numShards, boolean shuffle, long seed) {
+        if (!shuffle) {
+            return (int) Math.min(numShards - 1, seq / shardSequences);
+        }
+        // A seeded hash spreads sequences over shards: each shard holds sequences from the whole corpus.
+        return (int) Math.floorMod(mix64(seq ^ seed * 0x9E3779B97F4A7C15L), (long) numShards);
+    }
+
+    private static long mix64(long z) {
+        z = (z ^ (z >>> 33)) * 0xff51afd7ed558ccdL;
+        z = (z ^ (z >>> 33)) * 0xc4ceb9fe1a85ec53L;
+        return z ^ (z >>> 33);
+    }
+
+    private static int[] toIntArray(Row row) {
+        List<Integer> list = row.getList(1);
+        int[] out = new int[list.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = list.get(i);
+        }
+        return out;
+    }
+
+    /** Rows the cache must hold: every token of the table less the skipped positions. */
+    private static long expectedRows(SparkSession spark, Options o, Integer bos, int separator) {
+        boolean skipBos = o.skipBos();
+        boolean skipSpecial = o.skipSpecial();
+        return spark.read().parquet(o.tokens()).select(col("tokens")).javaRDD().map(row -> {
+            List<Integer> tokens = row.getList(0);
+            long kept = 0;
+            for (int t = 0; t < tokens.size(); t++) {
+                if (!skipped(t, tokens.get(t), skipBos, skipSpecial, bos, separator)) {
+                    kept++;
+                }
+            }
+            return kept;
+        }).fold(0L, Long::sum);
+    }
+
+    static boolean skipped(int position, int token, boolean skipBos, boolean skipSpecial, Integer bos, int separator) {
+        boolean isBos = bos != null && token == bos;
+        return (skipBos && position == 0 && isBos) || (skipSpecial && (isBos || token == separator));
+    }
+
+    private static String describeSkipped(Options o, Integer bos) {
+        List<String> parts = new ArrayList<>();
+        if (o.skipBos() && bos != null) {
+            parts.add("pos 0 when it is BOS (" + bos + ")");
+        }
+        if (o.skipSpecial()) {
+            parts.add("BOS and separator tokens at every position");
+        }
+        return parts.isEmpty() ? null : String.join("; ", parts);
+    }
+
+    private static Set<Integer> committedShards(Configuration conf, Path partial) {
+        Set<Integer> done = new HashSet<>();
+        for (ShardSummary s : ActivationManifest.listCommittedShards(conf, partial).shards()) {
+            String name = s.file();
+            done.add(Integer.parseInt(name.substring("part-".length(), name.indexOf('.'))));
+        }
+        return done;
+    }
+
+    private static void prepareRunDirectory(FileSystem fs, Path partial, RunIdentity identity, boolean overwrite) throws IOException {
+        Path runFile = new Path(partial, RUN_FILE);
+        if (fs.exists(partial)) {
+            RunIdentity previous = null;
+            if (fs.exists(runFile)) {
+                try (FSDataInputStream in = fs.open(runFile)) {
+                    previous = JSON.readValue((java.io.InputStream) in, RunIdentity.class);
+                } catch (IOException e) {
+                    previous = null;
+                }
+            }
+            if (identity.equals(previous) && !overwrite) {
+                return; // resume: committed shards stay
+            }
+            if (!overwrite && previous != null) {
+                throw new IllegalArgumentException("an interrupted run with other settings is at " + partial
+                        + " (" + previous + "); pass --overwrite to discard it");
+            }
+            fs.delete(partial, true);
+        }
+        fs.mkdirs(partial);
+        try (FSDataOutputStream out = fs.create(runFile, true)) {
+            JSON.writeValue((java.io.OutputStream) out, identity);
+        }
+    }
+
+    private static void publish(FileSystem fs, Path partial, Path out) throws IOException {
+        fs.delete(new Path(partial, RUN_FILE), false);
+        Path old = null;
+        if (fs.exists(out)) {
+            old = new Path(out.getParent(), "." + out.getName() + ".old-" + System.nanoTime());
+            if (!fs.rename(out, old)) {
+                throw new IOException("cannot move the old output " + out + " aside");
+            }
+        }
+        if (!fs.rename(partial, out)) {
+            throw new IOException("cannot rename " + partial + " to " + out);
+        }
+        if (old != null) {
+            fs.delete(old, true);
+        }
+    }
+
+    /** Partition i holds shard i. */
+    static final class ShardPartitioner extends Partitioner {
+        private final int shards;
+
+        ShardPartitioner(int shards) {
+            this.shards = shards;
+        }
+
+        @Override
+        public int numPartitions() {
+            return shards;
+        }
+
+        @Override
+        public int getPartition(Object key) {
+            return (Integer) key;
+        }
+    }
+}
