@@ -4,7 +4,6 @@ import activations.safetensors.DType;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import org.apache.parquet.format.converter.ParquetMetadataConverter;
 import org.apache.parquet.hadoop.ParquetFileReader;
 import org.apache.parquet.hadoop.ParquetFileWriter;
 import org.apache.parquet.hadoop.ParquetWriter;
@@ -342,9 +341,8 @@ public final class ActivationShardWriter implements AutoCloseable {
 
     /** The summary stored in a committed shard's footer. */
     static ShardSummary readFooterSummary(Configuration conf, Path shard) {
-        try {
-            var footer = ParquetFileReader.readFooter(HadoopInputFile.fromPath(shard, conf), ParquetMetadataConverter.NO_FILTER);
-            String json = footer.getFileMetaData().getKeyValueMetaData().get(ShardSummary.FOOTER_KEY);
+        try (ParquetFileReader reader = ParquetFileReader.open(HadoopInputFile.fromPath(shard, conf))) {
+            String json = reader.getFooter().getFileMetaData().getKeyValueMetaData().get(ShardSummary.FOOTER_KEY);
             if (json == null) {
                 throw new IllegalStateException(shard + " is not an activation shard (no " + ShardSummary.FOOTER_KEY
                         + " in its footer); remove it or re-create the cache");
@@ -416,6 +414,7 @@ public final class ActivationShardWriter implements AutoCloseable {
         }
 
         @Override
+        @SuppressWarnings("deprecation") // still abstract in parquet 1.17: the Hadoop-Configuration variant must be implemented
         protected WriteSupport<Batch> getWriteSupport(Configuration conf) {
             return writeSupport;
         }
@@ -435,6 +434,7 @@ public final class ActivationShardWriter implements AutoCloseable {
         }
 
         @Override
+        @SuppressWarnings("deprecation") // still abstract in parquet 1.17
         public WriteContext init(Configuration configuration) {
             Map<String, String> metadata = new LinkedHashMap<>();
             metadata.put("spindle.dtype", owner.dtype.userName());

@@ -3,7 +3,6 @@ package activations.table;
 import activations.safetensors.DType;
 import activations.table.TableFixtures.Data;
 import org.apache.hadoop.fs.Path;
-import org.apache.parquet.format.converter.ParquetMetadataConverter;
 import org.apache.parquet.hadoop.ParquetFileReader;
 import org.apache.parquet.hadoop.util.HadoopInputFile;
 import org.junit.jupiter.api.Test;
@@ -46,8 +45,10 @@ class ActivationTableTest {
     void roundTripAcrossShardsAndRowGroupsKeepsValuesWithinTheDtypeRounding(DType dtype) throws IOException {
         Data data = new Data(ROWS, 1);
         Path dir = TableFixtures.writeCache(tmp, data, SHARDS, dtype);
-        int groups = ParquetFileReader.readFooter(HadoopInputFile.fromPath(new Path(dir, "part-00000.parquet"), conf()),
-                ParquetMetadataConverter.NO_FILTER).getBlocks().size();
+        int groups;
+        try (ParquetFileReader footer = ParquetFileReader.open(HadoopInputFile.fromPath(new Path(dir, "part-00000.parquet"), conf()))) {
+            groups = footer.getRowGroups().size();
+        }
         assertTrue(groups >= 3, "the test needs several row groups per shard, got " + groups);
 
         try (ActivationTableReader reader = ActivationTableReader.open(conf(), dir, HOOKS,
@@ -124,6 +125,7 @@ class ActivationTableTest {
         assertTrue(oneHook < allHooks / 3, "one hook read " + oneHook + " bytes, all hooks " + allHooks);
     }
 
+    @SuppressWarnings("deprecation") // the per-scheme counters are the simple way to see bytes read
     private static long localBytesRead() {
         long total = 0;
         for (var stats : org.apache.hadoop.fs.FileSystem.getAllStatistics()) {
@@ -396,11 +398,27 @@ class ActivationTableTest {
     }
 
     @Test
+    void manifestWidthThatDoesNotMatchTheDataIsAClearError() throws IOException {
+        Path dir = TableFixtures.writeCache(tmp, new Data(30, 17), new int[] {30}, DType.BF16);
+        java.nio.file.Path manifest = tmp.resolve("_manifest.json");
+        String json = Files.readString(manifest);
+        String edited = json.replaceFirst("\"d\" : " + DIMS[1], "\"d\" : " + (DIMS[1] + 1));
+        assertFalse(json.equals(edited), "the fixture manifest has the expected layout");
+        Files.writeString(manifest, edited);
+        try (ActivationTableReader reader = ActivationTableReader.open(conf(), dir, List.of(HOOKS.get(1)))) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> TableFixtures.readAll(reader, 30, 10, false));
+            assertTrue(e.getMessage().contains("d=" + (DIMS[1] + 1)) && e.getMessage().contains("part-00000.parquet")
+                    && e.getMessage().contains("does not match"), e.getMessage());
+        }
+    }
+
+    @Test
     void hookColumnsAreNamedByHookAndReadableAsPlainParquet() throws IOException {
         Path dir = TableFixtures.writeCache(tmp, new Data(30, 16), new int[] {30}, DType.BF16);
-        var footer = ParquetFileReader.readFooter(HadoopInputFile.fromPath(new Path(dir, "part-00000.parquet"), conf()),
-                ParquetMetadataConverter.NO_FILTER);
-        List<String> columns = footer.getFileMetaData().getSchema().getFields().stream().map(f -> f.getName()).toList();
+        List<String> columns;
+        try (ParquetFileReader footer = ParquetFileReader.open(HadoopInputFile.fromPath(new Path(dir, "part-00000.parquet"), conf()))) {
+            columns = footer.getFileMetaData().getSchema().getFields().stream().map(f -> f.getName()).toList();
+        }
         List<String> expected = new ArrayList<>(List.of("seq_id", "pos", "token_id"));
         expected.addAll(HOOKS);
         assertEquals(expected, columns);
