@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
                 CommandLine.HelpCommand.class,
                 ForwardCommand.class,
                 TokenizeCommand.class,
+                CacheCommand.class,
                 ImportActivationsCommand.class,
         })
 public final class Spindle implements Runnable {
