@@ -4,7 +4,6 @@ import activations.safetensors.DType;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -254,11 +253,27 @@ public record ActivationManifest(int formatVersion, String modelId, String model
         return new CommittedShards(List.copyOf(summaries), first.hooks(), first.dims(), DType.parse(first.dtype()), merged, rows);
     }
 
-    static String json(ActivationManifest manifest) {
+    /**
+     * Deletes what failed or losing task attempts left in {@code dir}: hidden temp files and stats
+     * sidecars without a shard. Only call it when no task writes to {@code dir} any more (the driver,
+     * after the job): a running attempt's temp file would be deleted under it. Returns the files deleted.
+     */
+    public static int deleteLeftovers(Configuration conf, Path dir) {
+        int deleted = 0;
         try {
-            return JSON.writeValueAsString(manifest);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
+            FileSystem fs = dir.getFileSystem(conf);
+            for (FileStatus status : fs.listStatus(dir)) {
+                String name = status.getPath().getName();
+                boolean temp = name.startsWith(".") && name.endsWith(".tmp");
+                boolean orphanSidecar = name.startsWith("_") && name.endsWith(".parquet.stats.json")
+                        && !fs.exists(new Path(dir, name.substring(1, name.length() - ".stats.json".length())));
+                if (status.isFile() && (temp || orphanSidecar) && fs.delete(status.getPath(), false)) {
+                    deleted++;
+                }
+            }
+        } catch (IOException e) {
+            throw TableFiles.io("cleaning up", dir, e);
         }
+        return deleted;
     }
 }

@@ -228,20 +228,13 @@ public final class ActivationShardWriter implements AutoCloseable {
             if (packed[h].length < rows * rowBytes) {
                 packed[h] = new byte[Math.max(rows * rowBytes, packed[h].length * 3 / 2)];
             }
-            PackedVectors.encode(values[h], 0, rows * dims[h], dtype, packed[h], 0);
             // Statistics (and the finiteness check) see the values as stored, rounding included.
             for (int r = 0; r < rows; r++) {
-                float[] stored = values[h];
-                int offset = r * dims[h];
-                if (dtype != DType.F32) {
-                    PackedVectors.decode(packed[h], r * rowBytes, dims[h], dtype, scratch, 0);
-                    stored = scratch;
-                    offset = 0;
-                }
-                double squares = statistics[h].add(stored, offset);
+                PackedVectors.encode(values[h], r * dims[h], dims[h], dtype, packed[h], r * rowBytes, scratch);
+                double squares = statistics[h].add(scratch, 0);
                 if (!Double.isFinite(squares)) {
                     abort();
-                    throw nonFinite(h, stored, offset, values[h], r, seqIds[r], positions[r]);
+                    throw nonFinite(h, scratch, 0, values[h], r, seqIds[r], positions[r]);
                 }
             }
         }

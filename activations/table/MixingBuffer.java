@@ -13,7 +13,9 @@ import java.util.SplittableRandom;
  * <p>
  * The order depends only on the seed and the input stream, never on how callers batch their reads,
  * so {@link #skip(long)} of N rows followed by reads gives exactly the rows that reading N rows and
- * then reading would have: a resumed trainer sees the same stream.
+ * then reading would have: a resumed trainer sees the same stream. Skipping still reads the
+ * skipped rows from the source (the buffer's contents depend on them) but copies nothing out; at
+ * hundreds of thousands of rows a second it costs about 1% of the training it replays.
  */
 public final class MixingBuffer implements ActivationSource {
 

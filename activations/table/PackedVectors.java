@@ -53,6 +53,39 @@ public final class PackedVectors {
         }
     }
 
+    /**
+     * Like {@link #encode(float[], int, int, DType, byte[], int)}, also writing the values as stored
+     * (after rounding to {@code dtype}) to {@code rounded[0..count)}: one pass for the writer,
+     * whose statistics and finiteness check must see what readers will get.
+     */
+    public static void encode(float[] src, int srcOffset, int count, DType dtype, byte[] dst, int dstOffset, float[] rounded) {
+        switch (dtype) {
+            case BF16:
+                for (int i = 0; i < count; i++) {
+                    short bits = DType.floatToBf16(src[srcOffset + i]);
+                    SHORT_LE.set(dst, dstOffset + 2 * i, bits);
+                    rounded[i] = DType.bf16ToFloat(bits);
+                }
+                break;
+            case F16:
+                for (int i = 0; i < count; i++) {
+                    short bits = DType.floatToF16(src[srcOffset + i]);
+                    SHORT_LE.set(dst, dstOffset + 2 * i, bits);
+                    rounded[i] = DType.f16ToFloat(bits);
+                }
+                break;
+            case F32:
+                for (int i = 0; i < count; i++) {
+                    float v = src[srcOffset + i];
+                    FLOAT_LE.set(dst, dstOffset + 4 * i, v);
+                    rounded[i] = v;
+                }
+                break;
+            default:
+                throw new IllegalArgumentException("cannot pack activations as " + dtype);
+        }
+    }
+
     /** Unpacks {@code count} values from {@code src[srcOffset..]} into {@code dst[dstOffset..]}. */
     public static void decode(byte[] src, int srcOffset, int count, DType dtype, float[] dst, int dstOffset) {
         switch (dtype) {

@@ -220,6 +220,21 @@ class ActivationTableTest {
     }
 
     @Test
+    void leftoversOfFailedAttemptsAreIgnoredByReadersAndCleanedByTheDriver() throws IOException {
+        Data data = new Data(50, 18);
+        Path dir = TableFixtures.path(tmp);
+        TableFixtures.writeShard(new Path(dir, "part-00000.parquet"), data, 0, 50, DType.BF16, 50);
+        // a crashed attempt: its temp file, and a sidecar written just before it died
+        Files.writeString(tmp.resolve(".part-00001.parquet.1234.tmp"), "half a parquet file");
+        Files.writeString(tmp.resolve("_part-00001.parquet.stats.json"), "{}");
+        ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(conf(), dir);
+        assertEquals(1, committed.shards().size());
+        assertEquals(50, committed.rows());
+        assertEquals(2, ActivationManifest.deleteLeftovers(conf(), dir));
+        assertEquals(Set.of("part-00000.parquet", "_part-00000.parquet.stats.json"), listNames());
+    }
+
+    @Test
     void concurrentAttemptsCommitExactlyOnce() throws Exception {
         Data data = new Data(40, 10);
         ExecutorService pool = Executors.newFixedThreadPool(2);
