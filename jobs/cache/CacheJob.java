@@ -160,6 +160,8 @@ public final class CacheJob {
             }, true).collect();
             long computedRows = written.stream().mapToLong(Long::longValue).sum();
 
+            // Losing attempts of retried or speculative tasks can leave temp files; every task is done now.
+            ActivationManifest.deleteLeftovers(hadoop, partial);
             ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(hadoop, partial);
             long expectedRows = expectedRows(spark, o, bos, separator);
             if (committed.rows() != expectedRows) {

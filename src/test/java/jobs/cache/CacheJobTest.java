@@ -1,0 +1,221 @@
+package jobs.cache;
+
+import activations.hooks.HookPoint;
+import activations.model.ModelConfig;
+import activations.safetensors.DType;
+import activations.safetensors.SafeTensors;
+import activations.table.ActivationManifest;
+import activations.table.ActivationTableReader;
+import activations.table.ShardSummary;
+import jobs.cache.CacheJob.Fault;
+import jobs.cache.CacheJob.Options;
+import jobs.cli.Spindle;
+import jobs.spark.SparkSessions;
+import jobs.tokenize.TokenizeJob;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.FloatBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class CacheJobTest {
+
+    static final String MODEL = "models/tinystories-656k";
+    static SparkSession spark;
+    static Path work;
+    static Path tokens;
+    static long sequences;
+
+    @BeforeAll
+    static void start(@TempDir Path dir) throws Exception {
+        // local[2, 4]: two threads, and a failed task is retried (up to 4 attempts) as on a cluster.
+        spark = SparkSessions.create("spindle-test", "local[2,4]");
+        work = dir;
+        Path corpus = dir.resolve("corpus.txt");
+        Files.write(corpus, Files.readAllLines(Path.of("corpora/tinystories-1000/tinystories_train_first1000.ascii.txt")).subList(0, 40));
+        tokens = dir.resolve("tokens");
+        sequences = TokenizeJob.run(spark, new TokenizeJob.Options(MODEL, corpus.toString(), TokenizeJob.InputFormat.TEXT,
+                TokenizeJob.TextSplit.LINE, "text", 32, false, null, false, tokens.toString(), false)).sequences();
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+    }
+
+    static Options options(List<String> hooks, String out) {
+        return new Options(MODEL, tokens.toString(), hooks, DType.BF16, 4, 5, null, false, false,
+                work.resolve(out).toString(), false, Fault.NONE, -1);
+    }
+
+    /** Every row of a cache: (seq, pos) -> token and the first hook's vector. */
+    static Map<Long, float[]> readAll(Path cache, String hook, List<Long> order) {
+        Configuration conf = new Configuration();
+        Map<Long, float[]> rows = new HashMap<>();
+        try (ActivationTableReader reader = ActivationTableReader.open(conf, new org.apache.hadoop.fs.Path(cache.toString()),
+                List.of(hook), ActivationTableReader.Options.DEFAULT.withRowMetadata())) {
+            int d = reader.dims()[0];
+            while (true) {
+                FloatBuffer buffer = FloatBuffer.allocate(64 * d);
+                ActivationTableReader.RowMetadata meta = new ActivationTableReader.RowMetadata(64);
+                int n = reader.read(new FloatBuffer[] {buffer}, 64, meta);
+                if (n == 0) {
+                    break;
+                }
+                for (int i = 0; i < n; i++) {
+                    long key = meta.seqIds[i] * 1000 + meta.positions[i];
+                    float[] v = new float[d];
+                    buffer.get(i * d, v);
+                    assertEquals(null, rows.put(key, v), "duplicate row " + key);
+                    order.add(key);
+                }
+            }
+        }
+        return rows;
+    }
+
+    @Test
+    void cachesEveryHookAndReadsBackWhatSpindleForwardComputes() throws Exception {
+        ActivationManifest m = CacheJob.run(spark, options(List.of("all"), "all-hooks"));
+        ModelConfig config = ModelConfig.load(Path.of(MODEL));
+        assertEquals(CacheJob.allHooks(config), m.hookNames());
+        assertEquals(sequences * 32, m.tokenCount());
+        assertEquals(sequences * 32, m.statistics().get("blocks.1.hook_resid_post").count());
+
+        Row first = spark.read().parquet(tokens.toString()).where("seq_id = 3").first();
+        List<Integer> ids = first.getList(1);
+        Path forward = work.resolve("forward.safetensors");
+        String tokenList = String.join(",", ids.stream().map(String::valueOf).toList());
+        List<String> probe = List.of("hook_embed", "blocks.0.ln2.hook_normalized", "blocks.1.mlp.hook_post", "blocks.1.hook_resid_post");
+        assertEquals(0, Spindle.run("forward", "--model", MODEL, "--tokens", tokenList, "--hooks", String.join(",", probe),
+                "--out", forward.toString()));
+        try (SafeTensors expected = SafeTensors.open(forward)) {
+            for (String hook : probe) {
+                Map<Long, float[]> rows = readAll(work.resolve("all-hooks"), hook, new ArrayList<>());
+                float[] want = expected.floats(hook);
+                int d = HookPoint.parse(hook, config).dim(config);
+                for (int t = 0; t < 32; t++) {
+                    float[] got = rows.get(3L * 1000 + t);
+                    for (int i = 0; i < d; i++) {
+                        float w = want[t * d + i];
+                        assertEquals(w, got[i], Math.abs(w) * 0x1p-8f + 1e-30f, hook + " pos " + t + " dim " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void retriedTasksNeitherDuplicateNorDropRows() {
+        for (Fault fault : List.of(Fault.BEFORE_COMMIT, Fault.AFTER_COMMIT)) {
+            String out = "fault-" + fault;
+            ActivationManifest m = CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), out).withFault(fault, 1));
+            List<Long> order = new ArrayList<>();
+            Map<Long, float[]> rows = readAll(work.resolve(out), "blocks.0.hook_resid_post", order);
+            assertEquals(sequences * 32, rows.size(), fault + ": every (seq, pos) exactly once");
+            assertEquals(sequences * 32, m.tokenCount());
+        }
+    }
+
+    @Test
+    void anInterruptedRunResumesWithoutRecomputingCommittedShards() throws Exception {
+        Options broken = options(List.of("blocks.1.hook_mlp_out"), "resumed").withFault(Fault.ALWAYS, 2);
+        assertThrows(Exception.class, () -> CacheJob.run(spark, broken));
+        assertFalse(Files.exists(work.resolve("resumed")), "no output appears for a failed run");
+        Path partial = work.resolve(".resumed.partial");
+        Map<String, String> attempts = new HashMap<>();
+        for (ShardSummary s : ActivationManifest.listCommittedShards(new Configuration(),
+                new org.apache.hadoop.fs.Path(partial.toString())).shards()) {
+            attempts.put(s.file(), s.attempt());
+        }
+        assertFalse(attempts.containsKey("part-00002.parquet"));
+        assertTrue(attempts.size() >= 1, "other shards committed before the failure");
+
+        CacheJob.run(spark, options(List.of("blocks.1.hook_mlp_out"), "resumed"));
+        Map<String, String> after = new HashMap<>();
+        for (ShardSummary s : ActivationManifest.listCommittedShards(new Configuration(),
+                new org.apache.hadoop.fs.Path(work.resolve("resumed").toString())).shards()) {
+            after.put(s.file(), s.attempt());
+        }
+        attempts.forEach((file, attempt) -> assertEquals(attempt, after.get(file), file + " was kept, not recomputed"));
+        assertEquals(sequences * 32, readAll(work.resolve("resumed"), "blocks.1.hook_mlp_out", new ArrayList<>()).size());
+    }
+
+    @Test
+    void shuffledCacheHoldsTheSameRowsInAnotherOrder() {
+        List<String> hook = List.of("blocks.0.hook_attn_out");
+        CacheJob.run(spark, options(hook, "plain"));
+        Options shuffled = options(hook, "shuffled");
+        shuffled = new Options(shuffled.modelDir(), shuffled.tokens(), hook, DType.F32, 4, 5, 7L, false, false,
+                shuffled.output(), false, Fault.NONE, -1);
+        ActivationManifest m = CacheJob.run(spark, shuffled);
+        assertEquals(7L, m.shuffleSeed());
+        List<Long> plainOrder = new ArrayList<>();
+        List<Long> shuffledOrder = new ArrayList<>();
+        Map<Long, float[]> a = readAll(work.resolve("plain"), hook.get(0), plainOrder);
+        Map<Long, float[]> b = readAll(work.resolve("shuffled"), hook.get(0), shuffledOrder);
+        assertEquals(a.keySet(), b.keySet());
+        assertNotEquals(plainOrder, shuffledOrder);
+        for (Long key : a.keySet()) {
+            float[] x = a.get(key);
+            float[] y = b.get(key);
+            float scale = 0;
+            for (float v : y) {
+                scale = Math.max(scale, Math.abs(v));
+            }
+            for (int i = 0; i < x.length; i++) {
+                // bf16 rounding, plus float noise from another batch composition (other gemm blocking)
+                assertEquals(y[i], x[i], Math.abs(y[i]) * 0x1p-8f + 1e-5f * scale);
+            }
+        }
+    }
+
+    @Test
+    void skipsBosPositions() {
+        ActivationManifest m = CacheJob.run(spark, new Options(MODEL, tokens.toString(), List.of("blocks.0.hook_resid_pre"),
+                DType.BF16, 4, 5, null, true, false, work.resolve("no-bos").toString(), false, Fault.NONE, -1));
+        assertEquals(sequences * 31, m.tokenCount());
+        Set<Integer> positions = new HashSet<>();
+        readAll(work.resolve("no-bos"), "blocks.0.hook_resid_pre", new ArrayList<>()).keySet()
+                .forEach(k -> positions.add((int) (k % 1000)));
+        assertFalse(positions.contains(0));
+        assertTrue(m.skippedPositions().contains("BOS"));
+    }
+
+    @Test
+    void badInputFailsClearlyAndKeepsCompleteOutput() throws Exception {
+        var hook = assertThrows(IllegalArgumentException.class,
+                () -> CacheJob.run(spark, options(List.of("blocks.0.hook_resid"), "x")));
+        assertTrue(hook.getMessage().contains("valid hooks"), hook.getMessage());
+
+        var missing = assertThrows(IllegalArgumentException.class, () -> CacheJob.run(spark, new Options(MODEL,
+                work.resolve("no-tokens").toString(), List.of("blocks.0.hook_resid_post"), DType.BF16, 4, 5, null,
+                false, false, work.resolve("y").toString(), false, Fault.NONE, -1)));
+        assertTrue(missing.getMessage().contains("spindle tokenize"), missing.getMessage());
+
+        CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), "complete"));
+        byte[] manifest = Files.readAllBytes(work.resolve("complete/_manifest.json"));
+        var exists = assertThrows(IllegalArgumentException.class,
+                () -> CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), "complete")));
+        assertTrue(exists.getMessage().contains("--overwrite"), exists.getMessage());
+        assertEquals(new String(manifest), Files.readString(work.resolve("complete/_manifest.json")));
+    }
+}
