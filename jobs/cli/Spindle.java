@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
         description = "Sparse dictionaries (SAEs, transcoders, CLTs) from transformer activations on Apache Spark.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                ConvertLlama2cCommand.class,
         })
 public final class Spindle implements Runnable {
 
