@@ -198,71 +198,67 @@ public final class Llama2cConverter {
         return config;
     }
 
+    /**
+     * Reads the tensors in file order and hands each to the writer at once (which keeps its own
+     * copy), so peak memory stays near one copy of the model.
+     */
     private static void writeWeights(Path file, FileChannel channel, Header h, Path safetensors) throws IOException {
         TensorReader in = new TensorReader(file, channel, h.headerBytes());
-        int layers = h.layers();
+        SafeTensorsWriter out = new SafeTensorsWriter().metadata("format", "pt");
         int dim = h.dim();
         int kvDim = h.kvDim();
         int hidden = h.hiddenDim();
-        float[] embedding;
-        float[] finalNorm = null;
-        float[][] attentionNorm = new float[layers][];
-        float[][] ffnNorm = new float[layers][];
         if (h.version() == 0) {
-            embedding = in.next((long) h.vocabSize() * dim);
-            for (int l = 0; l < layers; l++) {
-                attentionNorm[l] = in.next(dim);
-            }
+            out.addF32("model.embed_tokens.weight", in.next((long) h.vocabSize() * dim), h.vocabSize(), dim);
+            perLayer(out, in, h, "input_layernorm.weight", dim);
         } else {
             // version 1 stores all norms first, then the embedding
-            for (int l = 0; l < layers; l++) {
-                attentionNorm[l] = in.next(dim);
-            }
-            for (int l = 0; l < layers; l++) {
-                ffnNorm[l] = in.next(dim);
-            }
-            finalNorm = in.next(dim);
-            embedding = in.next((long) h.vocabSize() * dim);
+            perLayer(out, in, h, "input_layernorm.weight", dim);
+            perLayer(out, in, h, "post_attention_layernorm.weight", dim);
+            out.addF32("model.norm.weight", in.next(dim), dim);
+            out.addF32("model.embed_tokens.weight", in.next((long) h.vocabSize() * dim), h.vocabSize(), dim);
         }
-        float[][] wq = in.layers(layers, (long) dim * dim);
-        float[][] wk = in.layers(layers, (long) kvDim * dim);
-        float[][] wv = in.layers(layers, (long) kvDim * dim);
-        float[][] wo = in.layers(layers, (long) dim * dim);
-        if (h.version() == 0) {
-            for (int l = 0; l < layers; l++) {
-                ffnNorm[l] = in.next(dim);
-            }
+        for (int l = 0; l < h.layers(); l++) {
+            float[] wq = permuteForRotateHalf(in.next((long) dim * dim), h.heads(), h.headSize(), dim);
+            out.addF32(layer(l, "self_attn.q_proj.weight"), wq, dim, dim);
         }
-        float[][] w1 = in.layers(layers, (long) hidden * dim);
-        float[][] w2 = in.layers(layers, (long) dim * hidden);
-        float[][] w3 = in.layers(layers, (long) hidden * dim);
+        for (int l = 0; l < h.layers(); l++) {
+            float[] wk = permuteForRotateHalf(in.next((long) kvDim * dim), h.kvHeads(), h.headSize(), dim);
+            out.addF32(layer(l, "self_attn.k_proj.weight"), wk, kvDim, dim);
+        }
+        perLayer(out, in, h, "self_attn.v_proj.weight", kvDim, dim);
+        perLayer(out, in, h, "self_attn.o_proj.weight", dim, dim);
         if (h.version() == 0) {
-            finalNorm = in.next(dim);
+            perLayer(out, in, h, "post_attention_layernorm.weight", dim);
+        }
+        perLayer(out, in, h, "mlp.gate_proj.weight", hidden, dim); // w1
+        perLayer(out, in, h, "mlp.down_proj.weight", dim, hidden); // w2
+        perLayer(out, in, h, "mlp.up_proj.weight", hidden, dim);   // w3
+        if (h.version() == 0) {
+            out.addF32("model.norm.weight", in.next(dim), dim);
             float[] cos = in.next((long) h.seqLen() * h.headSize() / 2);
             float[] sin = in.next((long) h.seqLen() * h.headSize() / 2);
             checkRopeTables(file, h, cos, sin);
         }
-        float[] classifier = h.sharedClassifier() ? null : in.next((long) h.vocabSize() * dim);
-
-        SafeTensorsWriter out = new SafeTensorsWriter().metadata("format", "pt");
-        out.addF32("model.embed_tokens.weight", embedding, h.vocabSize(), dim);
-        for (int l = 0; l < layers; l++) {
-            String p = "model.layers." + l + ".";
-            out.addF32(p + "input_layernorm.weight", attentionNorm[l], dim);
-            out.addF32(p + "self_attn.q_proj.weight", permuteForRotateHalf(wq[l], h.heads(), h.headSize(), dim), dim, dim);
-            out.addF32(p + "self_attn.k_proj.weight", permuteForRotateHalf(wk[l], h.kvHeads(), h.headSize(), dim), kvDim, dim);
-            out.addF32(p + "self_attn.v_proj.weight", wv[l], kvDim, dim);
-            out.addF32(p + "self_attn.o_proj.weight", wo[l], dim, dim);
-            out.addF32(p + "post_attention_layernorm.weight", ffnNorm[l], dim);
-            out.addF32(p + "mlp.gate_proj.weight", w1[l], hidden, dim);
-            out.addF32(p + "mlp.up_proj.weight", w3[l], hidden, dim);
-            out.addF32(p + "mlp.down_proj.weight", w2[l], dim, hidden);
-        }
-        out.addF32("model.norm.weight", finalNorm, dim);
-        if (classifier != null) {
-            out.addF32("lm_head.weight", classifier, h.vocabSize(), dim);
+        if (!h.sharedClassifier()) {
+            out.addF32("lm_head.weight", in.next((long) h.vocabSize() * dim), h.vocabSize(), dim);
         }
         out.write(safetensors);
+    }
+
+    private static void perLayer(SafeTensorsWriter out, TensorReader in, Header h, String name, long... shape)
+            throws IOException {
+        long count = 1;
+        for (long s : shape) {
+            count *= s;
+        }
+        for (int l = 0; l < h.layers(); l++) {
+            out.addF32(layer(l, name), in.next(count), shape);
+        }
+    }
+
+    private static String layer(int l, String name) {
+        return "model.layers." + l + "." + name;
     }
 
     /**
@@ -332,13 +328,6 @@ public final class Llama2cConverter {
             return values;
         }
 
-        float[][] layers(int layers, long count) throws IOException {
-            float[][] values = new float[layers][];
-            for (int l = 0; l < layers; l++) {
-                values[l] = next(count);
-            }
-            return values;
-        }
     }
 
     private static ByteBuffer read(FileChannel channel, long position, int length) throws IOException {
