@@ -12,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.BitSet;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 import java.util.OptionalInt;
 
@@ -182,8 +181,7 @@ public final class TextTokenizer implements AutoCloseable {
     private static String[] readPieces(Path file, JsonNode root, Map<String, Integer> ids, BitSet special) {
         JsonNode vocab = root.path("model").path("vocab");
         if (vocab.isObject()) {
-            for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> entry = it.next();
+            for (Map.Entry<String, JsonNode> entry : vocab.properties()) {
                 ids.put(entry.getKey(), entry.getValue().asInt());
             }
         } else if (vocab.isArray()) {

@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
                 TokenizeCommand.class,
                 CacheCommand.class,
                 ImportActivationsCommand.class,
+                ConvertLlama2cCommand.class,
         })
 public final class Spindle implements Runnable {
 
