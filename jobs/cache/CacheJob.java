@@ -13,6 +13,7 @@ import activations.table.ShardSummary;
 import activations.table.TokenTableManifest;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import jobs.spark.ExecutorResources;
+import jobs.spark.GpuAssignment;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FSDataOutputStream;
@@ -190,12 +191,13 @@ public final class CacheJob {
         List<Tuple2<Long, int[]>> sequences = new ArrayList<>();
         rows.forEachRemaining(r -> sequences.add(r._2()));
         sequences.sort((a, b) -> Long.compare(a._1(), b._1()));
-        // Each task gets spark.task.cpus cores: keep ND4J's OpenMP pool to that, or tasks oversubscribe.
         TaskContext task = TaskContext.get();
-        int cpus = task == null ? 1 : Integer.parseInt(task.getLocalProperty("spark.task.cpus") == null ? "1"
-                : task.getLocalProperty("spark.task.cpus"));
-        Nd4j.getEnvironment().setMaxMasterThreads(Math.max(1, cpus));
-        TransformerModel model = ExecutorResources.model(o.modelDir());
+        if (task != null) {
+            // Each task owns spark.task.cpus cores: ND4J's OpenMP pool must not spread wider, or two tasks
+            // on two cores run slower than one (measured; see the README's cluster settings).
+            Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
+        }
+        TransformerModel model = ExecutorResources.model(o.modelDir(), GpuAssignment.bindTaskDevice(task));
         List<HookPoint> points = HookPoint.parseAll(hooks, model.config());
         int attempt = task == null ? 0 : task.attemptNumber();
 

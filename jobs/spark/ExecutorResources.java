@@ -33,7 +33,12 @@ public final class ExecutorResources {
     }
 
     public static TransformerModel model(String modelDir) {
-        return MODELS.computeIfAbsent(modelDir, dir -> TransformerModel.load(localDirectory(dir)));
+        return model(modelDir, -1);
+    }
+
+    /** One replica per device: tasks bound to GPU {@code device} share it ({@code -1}: host memory). */
+    public static TransformerModel model(String modelDir, int device) {
+        return MODELS.computeIfAbsent(modelDir + "@" + device, key -> TransformerModel.load(localDirectory(modelDir)));
     }
 
     /** A local path for a model directory given as a local path or any Hadoop filesystem URI. */
