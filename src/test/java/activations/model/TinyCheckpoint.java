@@ -153,6 +153,10 @@ final class TinyCheckpoint implements ReferenceTransformer.Spec {
         }
     }
 
+    long[] shape(String name) {
+        return shapes.get(name).clone();
+    }
+
     Path write(Path dir) {
         return write(dir, n -> n);
     }
