@@ -14,7 +14,6 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.nio.FloatBuffer;
 import java.nio.file.Path;
-import java.util.stream.IntStream;
 
 /**
  * The forward pass of a decoder-only transformer (Llama family or GPT-2) with TransformerLens hook
@@ -218,7 +217,7 @@ public final class TransformerModel {
 
         // Head-major copies so each (sequence, head) is a contiguous [seqLen, headDim] block for the
         // batched matmuls; grouped-query heads share their key/value head.
-        IntStream.range(0, b.batch * heads).parallel().forEach(bh -> {
+        ParallelLoops.forEach(b.batch * heads, bh -> {
             int s = bh / heads;
             int h = bh % heads;
             int kvHead = h / group;
@@ -246,7 +245,7 @@ public final class TransformerModel {
         float scoreScale = (float) scale;
         int window = config.slidingWindow();
         FloatBuffer scores = b.scores.view;
-        IntStream.range(0, b.batch * heads).parallel().forEach(bh -> {
+        ParallelLoops.forEach(b.batch * heads, bh -> {
             for (int i = 0; i < seqLen; i++) {
                 int rowStart = (bh * seqLen + i) * seqLen;
                 int first = window > 0 ? Math.max(0, i - window + 1) : 0;
@@ -272,7 +271,7 @@ public final class TransformerModel {
 
         FloatBuffer context = b.context.view;
         FloatBuffer merged = b.merged.view;
-        IntStream.range(0, b.batch * heads).parallel().forEach(bh -> {
+        ParallelLoops.forEach(b.batch * heads, bh -> {
             int s = bh / heads;
             int h = bh % heads;
             float[] vec = new float[headDim];
@@ -354,7 +353,7 @@ public final class TransformerModel {
         FloatBuffer in = b.mlpIn.view;
         if (config.family() == ModelConfig.Family.LLAMA) {
             FloatBuffer out = b.mlpHidden.view;
-            IntStream.range(0, b.rows).parallel().forEach(r -> {
+            ParallelLoops.forEach(b.rows, r -> {
                 int gate = r * 2 * dMlp;
                 int up = gate + dMlp;
                 for (int i = 0; i < dMlp; i++) {
@@ -364,7 +363,7 @@ public final class TransformerModel {
             });
             return b.mlpHidden;
         }
-        IntStream.range(0, b.rows).parallel().forEach(r -> {
+        ParallelLoops.forEach(b.rows, r -> {
             for (int i = r * dMlp; i < (r + 1) * dMlp; i++) {
                 in.put(i, geluNew(in.get(i)));
             }
@@ -386,7 +385,7 @@ public final class TransformerModel {
         FloatBuffer x = in.view;
         FloatBuffer y = out.view;
         double eps = config.normEps();
-        IntStream.range(0, rows).parallel().forEach(r -> {
+        ParallelLoops.forEach(rows, r -> {
             int base = r * d;
             double mean = 0;
             if (layerNorm) {
@@ -412,7 +411,7 @@ public final class TransformerModel {
         float[] gain = norm.gain();
         float[] bias = norm.bias();
         int d = gain.length;
-        IntStream.range(0, rows).parallel().forEach(r -> {
+        ParallelLoops.forEach(rows, r -> {
             int base = r * d;
             for (int i = 0; i < d; i++) {
                 float value = y.get(base + i) * gain[i];

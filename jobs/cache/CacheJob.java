@@ -5,6 +5,7 @@ import activations.hooks.ForwardResult;
 import activations.hooks.HookPoint;
 import activations.model.ModelChecksums;
 import activations.model.ModelConfig;
+import activations.model.ParallelLoops;
 import activations.model.TransformerModel;
 import activations.safetensors.DType;
 import activations.table.ActivationManifest;
@@ -69,6 +70,38 @@ public final class CacheJob {
         }
     }
 
+    /**
+     * A finished cache and how its stage spent its time, summed over this run's tasks: running the
+     * model, encoding and writing Parquet, and everything in the tasks (reading tokens included).
+     */
+    public record Result(ActivationManifest manifest, long computedRows, int resumedShards, double forwardSeconds,
+                         double writeSeconds, double taskSeconds, double wallSeconds) {
+
+        /** Share of task time spent encoding and writing Parquet. */
+        public double writeShare() {
+            return taskSeconds == 0 ? 0 : writeSeconds / taskSeconds;
+        }
+
+        public double tokensPerSecond() {
+            return wallSeconds == 0 ? 0 : computedRows / wallSeconds;
+        }
+    }
+
+    /** One task's rows and time split, in nanoseconds (a class: Spark's Kryo cannot serialize records). */
+    static final class ShardTiming implements Serializable {
+        final long rows;
+        final long forwardNanos;
+        final long writeNanos;
+        final long taskNanos;
+
+        ShardTiming(long rows, long forwardNanos, long writeNanos, long taskNanos) {
+            this.rows = rows;
+            this.forwardNanos = forwardNanos;
+            this.writeNanos = writeNanos;
+            this.taskNanos = taskNanos;
+        }
+    }
+
     /** What a run is, recorded in the partial directory so only the same run resumes there. */
     record RunIdentity(String modelChecksum, String tokens, long sequences, List<String> hooks, String dtype,
                        int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial) {
@@ -91,7 +124,7 @@ public final class CacheJob {
         return names;
     }
 
-    public static ActivationManifest run(SparkSession spark, Options o) {
+    public static Result run(SparkSession spark, Options o) {
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         java.nio.file.Path localModel = ExecutorResources.localDirectory(o.modelDir());
         ModelConfig config = ModelConfig.load(localModel);
@@ -150,16 +183,15 @@ public final class CacheJob {
                     .partitionBy(new ShardPartitioner(numShards));
 
             long started = System.nanoTime();
-            List<Long> written = byShard.mapPartitionsWithIndex((shard, rows) -> {
-                List<Long> result = new ArrayList<>();
+            List<ShardTiming> timings = byShard.mapPartitionsWithIndex((shard, rows) -> {
+                List<ShardTiming> result = new ArrayList<>();
                 if (rows.hasNext()) {
-                    ShardSummary summary = computeShard(shard, rows, o, canonical, dims, bos, separator, conf.value().value(),
-                            new Path(partialDir));
-                    result.add(summary.rows());
+                    result.add(computeShard(shard, rows, o, canonical, dims, bos, separator, conf.value().value(),
+                            new Path(partialDir)));
                 }
                 return result.iterator();
             }, true).collect();
-            long computedRows = written.stream().mapToLong(Long::longValue).sum();
+            long computedRows = timings.stream().mapToLong(t -> t.rows).sum();
 
             // Losing attempts of retried or speculative tasks can leave temp files; every task is done now.
             ActivationManifest.deleteLeftovers(hadoop, partial);
@@ -175,19 +207,24 @@ public final class CacheJob {
             manifest.write(fs, partial);
             publish(fs, partial, out);
             double seconds = (System.nanoTime() - started) / 1e9;
+            Result result = new Result(manifest, computedRows, done.size(),
+                    timings.stream().mapToLong(t -> t.forwardNanos).sum() / 1e9,
+                    timings.stream().mapToLong(t -> t.writeNanos).sum() / 1e9,
+                    timings.stream().mapToLong(t -> t.taskNanos).sum() / 1e9, seconds);
             org.slf4j.LoggerFactory.getLogger(CacheJob.class).info(String.format(Locale.ROOT,
-                    "cached %,d tokens (%,d computed now, %d shards resumed) in %.1f s", committed.rows(), computedRows,
-                    done.size(), seconds));
-            return manifest;
+                    "cached %,d tokens (%,d computed now, %d shards resumed) in %.1f s: %.0f tokens/s, %.1f%% of task time writing Parquet",
+                    committed.rows(), computedRows, done.size(), seconds, result.tokensPerSecond(), 100 * result.writeShare()));
+            return result;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the activation cache " + o.output() + ": " + e.getMessage(), e);
         }
     }
 
     /** One task: the shard's sequences through the model, rows out through the exactly-once writer. */
-    static ShardSummary computeShard(int shard, Iterator<Tuple2<Integer, Tuple2<Long, int[]>>> rows, Options o,
+    static ShardTiming computeShard(int shard, Iterator<Tuple2<Integer, Tuple2<Long, int[]>>> rows, Options o,
                                      List<String> hooks, int[] dims, Integer bos, int separator, Configuration conf,
                                      Path dir) {
+        long taskStart = System.nanoTime();
         List<Tuple2<Long, int[]>> sequences = new ArrayList<>();
         rows.forEachRemaining(r -> sequences.add(r._2()));
         sequences.sort((a, b) -> Long.compare(a._1(), b._1()));
@@ -196,6 +233,7 @@ public final class CacheJob {
             // Each task owns spark.task.cpus cores: ND4J's OpenMP pool must not spread wider, or two tasks
             // on two cores run slower than one (measured; see the README's cluster settings).
             Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
+            ParallelLoops.limitCurrentThread(task.cpus());
         }
         TransformerModel model = ExecutorResources.model(o.modelDir(), GpuAssignment.bindTaskDevice(task));
         List<HookPoint> points = HookPoint.parseAll(hooks, model.config());
@@ -205,11 +243,14 @@ public final class CacheJob {
                 new Path(dir, ActivationShardWriter.shardFileName(shard)), hooks, dims, o.dtype());
         try {
             ShardRows shardRows = new ShardRows(hooks.size(), dims);
+            long forwardNanos = 0;
+            long writeNanos = 0;
             for (int from = 0; from < sequences.size(); from += o.batchSequences()) {
                 int to = Math.min(sequences.size(), from + o.batchSequences());
                 List<Tuple2<Long, int[]>> batch = sequences.subList(from, to);
                 // A batch runs sequences of equal length; only a kept partial last sequence differs.
                 int length = batch.get(0)._2().length;
+                long forwardStart = System.nanoTime();
                 List<Tuple2<Long, int[]>> sameLength = new ArrayList<>();
                 for (Tuple2<Long, int[]> s : batch) {
                     if (s._2().length == length) {
@@ -219,9 +260,12 @@ public final class CacheJob {
                     }
                 }
                 runBatch(model, points, sameLength, o, bos, separator, shardRows);
+                long writeStart = System.nanoTime();
+                forwardNanos += writeStart - forwardStart;
                 if (o.shuffleSeed() == null) {
                     shardRows.flushTo(writer);
                 }
+                writeNanos += System.nanoTime() - writeStart;
                 if (o.fault() != Fault.NONE && shard == o.faultShard() && from == 0
                         && o.fault() == Fault.BEFORE_COMMIT && attempt == 0) {
                     throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies before commit");
@@ -233,12 +277,14 @@ public final class CacheJob {
             if (o.shuffleSeed() != null) {
                 shardRows.shuffle(new SplittableRandom(o.shuffleSeed() ^ (0x9E3779B97F4A7C15L * (shard + 1))));
             }
+            long writeStart = System.nanoTime();
             shardRows.flushTo(writer);
             ShardSummary summary = writer.commit();
+            writeNanos += System.nanoTime() - writeStart;
             if (o.fault() == Fault.AFTER_COMMIT && shard == o.faultShard() && attempt == 0) {
                 throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies after commit");
             }
-            return summary;
+            return new ShardTiming(summary.rows(), forwardNanos, writeNanos, System.nanoTime() - taskStart);
         } catch (RuntimeException e) {
             writer.abort();
             throw e;

@@ -63,9 +63,12 @@ public final class CacheCommand implements Callable<Integer> {
                 shuffleSeed, skipBos, skipSpecial, out, overwrite, CacheJob.Fault.NONE, -1);
         SparkSession spark = SparkSessions.create("spindle cache", master);
         try {
-            ActivationManifest m = CacheJob.run(spark, options);
-            System.out.printf(Locale.ROOT, "activation cache %s: %,d tokens x %d hooks (%s) in %d shards%n",
-                    out, m.tokenCount(), m.hooks().size(), m.dtype(), m.shards().size());
+            CacheJob.Result result = CacheJob.run(spark, options);
+            ActivationManifest m = result.manifest();
+            System.out.printf(Locale.ROOT, "activation cache %s: %,d tokens x %d hooks (%s) in %d shards; "
+                            + "%,.0f tokens/s, %.1f%% of task time encoding and writing Parquet%n",
+                    out, m.tokenCount(), m.hooks().size(), m.dtype(), m.shards().size(), result.tokensPerSecond(),
+                    100 * result.writeShare());
             return 0;
         } finally {
             spark.stop();

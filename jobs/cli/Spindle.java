@@ -1,5 +1,6 @@
 package jobs.cli;
 
+import jobs.bench.BenchCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -15,6 +16,7 @@ import picocli.CommandLine.Command;
                 CacheCommand.class,
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
+                BenchCommand.class,
         })
 public final class Spindle implements Runnable {
 

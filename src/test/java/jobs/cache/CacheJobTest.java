@@ -94,7 +94,7 @@ class CacheJobTest {
 
     @Test
     void cachesEveryHookAndReadsBackWhatSpindleForwardComputes() throws Exception {
-        ActivationManifest m = CacheJob.run(spark, options(List.of("all"), "all-hooks"));
+        ActivationManifest m = CacheJob.run(spark, options(List.of("all"), "all-hooks")).manifest();
         ModelConfig config = ModelConfig.load(Path.of(MODEL));
         assertEquals(CacheJob.allHooks(config), m.hookNames());
         assertEquals(sequences * 32, m.tokenCount());
@@ -127,7 +127,7 @@ class CacheJobTest {
     void retriedTasksNeitherDuplicateNorDropRows() {
         for (Fault fault : List.of(Fault.BEFORE_COMMIT, Fault.AFTER_COMMIT)) {
             String out = "fault-" + fault;
-            ActivationManifest m = CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), out).withFault(fault, 1));
+            ActivationManifest m = CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), out).withFault(fault, 1)).manifest();
             List<Long> order = new ArrayList<>();
             Map<Long, float[]> rows = readAll(work.resolve(out), "blocks.0.hook_resid_post", order);
             assertEquals(sequences * 32, rows.size(), fault + ": every (seq, pos) exactly once");
@@ -149,7 +149,9 @@ class CacheJobTest {
         assertFalse(attempts.containsKey("part-00002.parquet"));
         assertTrue(attempts.size() >= 1, "other shards committed before the failure");
 
-        CacheJob.run(spark, options(List.of("blocks.1.hook_mlp_out"), "resumed"));
+        CacheJob.Result resumed = CacheJob.run(spark, options(List.of("blocks.1.hook_mlp_out"), "resumed"));
+        assertEquals(attempts.size(), resumed.resumedShards());
+        assertTrue(resumed.computedRows() < sequences * 32, "only the missing shards were computed");
         Map<String, String> after = new HashMap<>();
         for (ShardSummary s : ActivationManifest.listCommittedShards(new Configuration(),
                 new org.apache.hadoop.fs.Path(work.resolve("resumed").toString())).shards()) {
@@ -166,7 +168,7 @@ class CacheJobTest {
         Options shuffled = options(hook, "shuffled");
         shuffled = new Options(shuffled.modelDir(), shuffled.tokens(), hook, DType.F32, 4, 5, 7L, false, false,
                 shuffled.output(), false, Fault.NONE, -1);
-        ActivationManifest m = CacheJob.run(spark, shuffled);
+        ActivationManifest m = CacheJob.run(spark, shuffled).manifest();
         assertEquals(7L, m.shuffleSeed());
         List<Long> plainOrder = new ArrayList<>();
         List<Long> shuffledOrder = new ArrayList<>();
@@ -191,7 +193,7 @@ class CacheJobTest {
     @Test
     void skipsBosPositions() {
         ActivationManifest m = CacheJob.run(spark, new Options(MODEL, tokens.toString(), List.of("blocks.0.hook_resid_pre"),
-                DType.BF16, 4, 5, null, true, false, work.resolve("no-bos").toString(), false, Fault.NONE, -1));
+                DType.BF16, 4, 5, null, true, false, work.resolve("no-bos").toString(), false, Fault.NONE, -1)).manifest();
         assertEquals(sequences * 31, m.tokenCount());
         Set<Integer> positions = new HashSet<>();
         readAll(work.resolve("no-bos"), "blocks.0.hook_resid_pre", new ArrayList<>()).keySet()
