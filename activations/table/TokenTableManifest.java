@@ -57,6 +57,41 @@ public record TokenTableManifest(
         }
     }
 
+    /**
+     * Reads the manifest and checks that every Parquet file of the table has an intact footer, so a
+     * truncated or corrupt file is reported by name before any work starts.
+     */
+    public static TokenTableManifest readChecked(Configuration conf, Path dir) {
+        TokenTableManifest manifest = read(conf, dir);
+        try {
+            FileSystem fs = dir.getFileSystem(conf);
+            for (org.apache.hadoop.fs.FileStatus status : fs.listStatus(dir)) {
+                String name = status.getPath().getName();
+                if (!status.isFile() || name.startsWith("_") || name.startsWith(".") || !name.endsWith(".parquet")) {
+                    continue;
+                }
+                try (org.apache.parquet.hadoop.ParquetFileReader reader = org.apache.parquet.hadoop.ParquetFileReader.open(
+                        org.apache.parquet.hadoop.util.HadoopInputFile.fromStatus(status, conf))) {
+                    reader.getFooter();
+                } catch (IOException | RuntimeException e) {
+                    throw new IllegalArgumentException("token table file " + status.getPath() + " is corrupt or truncated ("
+                            + oneLine(e.getMessage()) + "); re-run `spindle tokenize` with --overwrite");
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list token table " + dir + ": " + e.getMessage(), e);
+        }
+        return manifest;
+    }
+
+    private static String oneLine(String message) {
+        if (message == null) {
+            return "unreadable";
+        }
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
+    }
+
     public static TokenTableManifest read(Configuration conf, Path dir) {
         Path file = new Path(dir, FILE);
         try {

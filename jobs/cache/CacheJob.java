@@ -137,7 +137,7 @@ public final class CacheJob {
         }
 
         Path tokensDir = new Path(o.tokens());
-        TokenTableManifest tokens = TokenTableManifest.read(hadoop, tokensDir);
+        TokenTableManifest tokens = TokenTableManifest.readChecked(hadoop, tokensDir);
         if (tokens.contextSize() > config.maxPositions()) {
             throw new IllegalArgumentException("the token table's sequences have " + tokens.contextSize()
                     + " tokens, more than the model's context of " + config.maxPositions() + "; re-tokenize with a smaller --context-size");

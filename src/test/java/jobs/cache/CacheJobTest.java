@@ -213,6 +213,24 @@ class CacheJobTest {
                 false, false, work.resolve("y").toString(), false, Fault.NONE, -1)));
         assertTrue(missing.getMessage().contains("spindle tokenize"), missing.getMessage());
 
+        Path broken = work.resolve("broken-tokens");
+        try (var files = Files.list(tokens)) {
+            Files.createDirectories(broken);
+            for (Path f : files.toList()) {
+                Files.copy(f, broken.resolve(f.getFileName()));
+            }
+        }
+        try (var files = Files.list(broken)) {
+            Path part = files.filter(f -> f.getFileName().toString().endsWith(".parquet")).findFirst().orElseThrow();
+            byte[] bytes = Files.readAllBytes(part);
+            Files.write(part, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        }
+        var corrupt = assertThrows(IllegalArgumentException.class, () -> CacheJob.run(spark, new Options(MODEL,
+                broken.toString(), List.of("blocks.0.hook_resid_post"), DType.BF16, 4, 5, null, false, false,
+                work.resolve("z").toString(), false, Fault.NONE, -1)));
+        assertTrue(corrupt.getMessage().contains("corrupt or truncated"), corrupt.getMessage());
+        assertFalse(Files.exists(work.resolve(".z.partial")), "nothing written for a corrupt input");
+
         CacheJob.run(spark, options(List.of("blocks.0.hook_resid_post"), "complete"));
         byte[] manifest = Files.readAllBytes(work.resolve("complete/_manifest.json"));
         var exists = assertThrows(IllegalArgumentException.class,
