@@ -62,8 +62,13 @@ public record SaeConfig(
     /** How b_dec starts: the data sample's mean, its geometric median, or zero. */
     public enum DecoderBiasInit { MEAN, GEOMETRIC_MEDIAN, ZERO }
 
-    public SaeConfig {
+    /**
+     * Checks every field, throwing an IllegalArgumentException naming the first bad one. The
+     * builder calls it; code that uses the canonical constructor directly should too.
+     */
+    public SaeConfig validated() {
         validate(this);
+        return this;
     }
 
     public static Builder builder(Architecture architecture, int dIn, int dSae) {
@@ -233,7 +238,7 @@ public record SaeConfig(
                     thresholdInit, preActLossCoefficient, auxKCoefficient, kAux, decoderInitNorm, decoderBiasInit,
                     learningRate, beta1, beta2, adamEpsilon, lrWarmupSteps, lrDecayFraction, sparsityWarmupSteps,
                     gradClipNorm, batchSize, totalTokens, seed, deadWindowTokens, denseThreshold, metricsEverySteps,
-                    checkpointEverySteps, normalizationScale, normalizationBatches);
+                    checkpointEverySteps, normalizationScale, normalizationBatches).validated();
         }
     }
 }
