@@ -1,0 +1,244 @@
+package training.sae;
+
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+
+/**
+ * A plain-Java, loop-by-loop SAE loss written straight from the formulas (REFERENCE section 2), on
+ * a flat double parameter vector with the model's layout. Independent of ND4J, it is the oracle the
+ * gradient tests difference numerically.
+ */
+final class ReferenceSae {
+
+    final SaeConfig config;
+    final int dIn;
+    final int dSae;
+    double sparsityCoefficient;
+    boolean[] dead;
+
+    ReferenceSae(SaeConfig config, double sparsityCoefficient, boolean[] dead) {
+        this.config = config;
+        this.dIn = config.dIn();
+        this.dSae = config.dSae();
+        this.sparsityCoefficient = sparsityCoefficient;
+        this.dead = dead;
+    }
+
+    double wEnc(double[] p, int j, int i) {
+        return p[j * dSae + i];
+    }
+
+    double bEnc(double[] p, int i) {
+        return p[dIn * dSae + i];
+    }
+
+    double wDec(double[] p, int i, int j) {
+        return p[dIn * dSae + dSae + i * dIn + j];
+    }
+
+    double bDec(double[] p, int j) {
+        return p[2 * dIn * dSae + dSae + j];
+    }
+
+    double theta(double[] p, int i) {
+        return Math.exp(p[2 * dIn * dSae + dSae + dIn + i]);
+    }
+
+    int logThetaIndex(int i) {
+        return 2 * dIn * dSae + dSae + dIn + i;
+    }
+
+    double[][] preActivations(double[] p, double[][] x) {
+        double[][] z = new double[x.length][dSae];
+        for (int b = 0; b < x.length; b++) {
+            for (int i = 0; i < dSae; i++) {
+                double s = bEnc(p, i);
+                for (int j = 0; j < dIn; j++) {
+                    s += (x[b][j] - bDec(p, j)) * wEnc(p, j, i);
+                }
+                z[b][i] = s;
+            }
+        }
+        return z;
+    }
+
+    double[][] activations(double[] p, double[][] z) {
+        int batch = z.length;
+        double[][] f = new double[batch][dSae];
+        switch (config.architecture()) {
+            case RELU -> {
+                for (int b = 0; b < batch; b++) {
+                    for (int i = 0; i < dSae; i++) {
+                        f[b][i] = Math.max(z[b][i], 0);
+                    }
+                }
+            }
+            case JUMPRELU -> {
+                for (int b = 0; b < batch; b++) {
+                    for (int i = 0; i < dSae; i++) {
+                        f[b][i] = z[b][i] > theta(p, i) ? z[b][i] : 0;
+                    }
+                }
+            }
+            case TOPK -> {
+                for (int b = 0; b < batch; b++) {
+                    final double[] row = z[b];
+                    Integer[] order = IntStream.range(0, dSae).boxed().toArray(Integer[]::new);
+                    Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -row[i]));
+                    for (int r = 0; r < config.k(); r++) {
+                        f[b][order[r]] = Math.max(row[order[r]], 0);
+                    }
+                }
+            }
+            case BATCHTOPK -> {
+                double[] positives = Arrays.stream(z).flatMapToDouble(Arrays::stream).filter(v -> v > 0).sorted().toArray();
+                int keep = Math.min(config.k() * batch, positives.length);
+                double t = keep == 0 ? Double.POSITIVE_INFINITY : positives[positives.length - keep];
+                for (int b = 0; b < batch; b++) {
+                    for (int i = 0; i < dSae; i++) {
+                        f[b][i] = z[b][i] >= t && z[b][i] > 0 ? z[b][i] : 0;
+                    }
+                }
+            }
+        }
+        return f;
+    }
+
+    double[][] reconstruction(double[] p, double[][] f) {
+        double[][] xHat = new double[f.length][dIn];
+        for (int b = 0; b < f.length; b++) {
+            for (int j = 0; j < dIn; j++) {
+                double s = bDec(p, j);
+                for (int i = 0; i < dSae; i++) {
+                    s += f[b][i] * wDec(p, i, j);
+                }
+                xHat[b][j] = s;
+            }
+        }
+        return xHat;
+    }
+
+    double decoderNorm(double[] p, int i) {
+        double s = 0;
+        for (int j = 0; j < dIn; j++) {
+            s += wDec(p, i, j) * wDec(p, i, j);
+        }
+        return Math.sqrt(s);
+    }
+
+    /** x - x_hat at parameters p: AuxK's residual, which the loss treats as a constant. */
+    double[][] residual(double[] p, double[][] x) {
+        double[][] xHat = reconstruction(p, activations(p, preActivations(p, x)));
+        double[][] e = new double[x.length][dIn];
+        for (int b = 0; b < x.length; b++) {
+            for (int j = 0; j < dIn; j++) {
+                e[b][j] = x[b][j] - xHat[b][j];
+            }
+        }
+        return e;
+    }
+
+    /** The total loss; AuxK uses {@code frozenResidual} as its target. */
+    double loss(double[] p, double[][] x, double[][] frozenResidual) {
+        int batch = x.length;
+        double[][] z = preActivations(p, x);
+        double[][] f = activations(p, z);
+        double[][] xHat = reconstruction(p, f);
+        double mse = 0;
+        for (int b = 0; b < batch; b++) {
+            for (int j = 0; j < dIn; j++) {
+                mse += (xHat[b][j] - x[b][j]) * (xHat[b][j] - x[b][j]);
+            }
+        }
+        double loss = mse / batch;
+        double lambda = sparsityCoefficient;
+        for (int b = 0; b < batch; b++) {
+            for (int i = 0; i < dSae; i++) {
+                double n = decoderNorm(p, i);
+                switch (config.architecture()) {
+                    case RELU -> loss += lambda / batch * f[b][i] * n;
+                    case JUMPRELU -> {
+                        if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.L0) {
+                            loss += lambda / batch * (z[b][i] > theta(p, i) ? 1 : 0);
+                        } else {
+                            loss += lambda / batch * Math.tanh(config.tanhScale() * f[b][i] * n);
+                        }
+                        if (dead[i]) {
+                            loss += config.preActLossCoefficient() / batch * Math.max(theta(p, i) - z[b][i], 0) * n;
+                        }
+                    }
+                    default -> {
+                    }
+                }
+            }
+        }
+        if (config.usesAuxK()) {
+            loss += auxK(p, z, frozenResidual);
+        }
+        return loss;
+    }
+
+    double auxK(double[] p, double[][] z, double[][] residual) {
+        int deadCount = 0;
+        for (boolean d : dead) {
+            deadCount += d ? 1 : 0;
+        }
+        if (deadCount == 0 || config.auxKCoefficient() == 0) {
+            return 0;
+        }
+        int kAux = config.effectiveKAux();
+        double scale = Math.min(1.0, deadCount / (double) kAux);
+        int keep = Math.min(kAux, deadCount);
+        double total = 0;
+        for (int b = 0; b < z.length; b++) {
+            final double[] row = z[b];
+            Integer[] order = IntStream.range(0, dSae).filter(i -> dead[i]).boxed().toArray(Integer[]::new);
+            Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -row[i]));
+            for (int j = 0; j < dIn; j++) {
+                double s = 0;
+                for (int r = 0; r < keep; r++) {
+                    s += row[order[r]] * wDec(p, order[r], j);
+                }
+                total += (s - residual[b][j]) * (s - residual[b][j]);
+            }
+        }
+        return config.auxKCoefficient() * scale * total / z.length;
+    }
+
+    /**
+     * JumpReLU's straight-through gradient for log_theta, from the formulas alone: with
+     * g_bi = dLoss/df_bi, dLoss/dtheta_i = sum_b g_bi (-(theta_i/eps) K_bi) + [L0] lambda/B sum_b (-(1/eps) K_bi),
+     * K_bi = 1{|z_bi - theta_i| < eps/2}; dLoss/dlog_theta = theta dLoss/dtheta. Excludes the
+     * pre-activation loss, whose theta derivative is an ordinary one.
+     */
+    double[] straightThroughLogThetaGradient(double[] p, double[][] x) {
+        int batch = x.length;
+        double eps = config.bandwidth();
+        double[][] z = preActivations(p, x);
+        double[][] f = activations(p, z);
+        double[][] xHat = reconstruction(p, f);
+        double[] out = new double[dSae];
+        for (int i = 0; i < dSae; i++) {
+            double theta = theta(p, i);
+            double n = decoderNorm(p, i);
+            double g = 0;
+            for (int b = 0; b < batch; b++) {
+                double k = Math.abs(z[b][i] - theta) < eps / 2 ? 1 : 0;
+                double dLdf = 0;
+                for (int j = 0; j < dIn; j++) {
+                    dLdf += 2.0 / batch * (xHat[b][j] - x[b][j]) * wDec(p, i, j);
+                }
+                if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.TANH) {
+                    double t = Math.tanh(config.tanhScale() * f[b][i] * n);
+                    dLdf += sparsityCoefficient / batch * config.tanhScale() * n * (1 - t * t);
+                } else {
+                    g += sparsityCoefficient / batch * (-k / eps);
+                }
+                g += dLdf * (-(theta / eps) * k);
+            }
+            out[i] = theta * g;
+        }
+        return out;
+    }
+}

@@ -1,0 +1,191 @@
+package training.sae;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Analytic gradients of every architecture and loss term against central finite differences of an
+ * independent plain-Java loss ({@link ReferenceSae}), in DOUBLE on tiny shapes. JumpReLU's threshold
+ * gradient is a straight-through estimate that finite differences cannot see, so it is checked
+ * against the pseudo-derivative formula computed loop by loop.
+ */
+class SaeGradientTest {
+
+    private static final int D_IN = 5;
+    private static final int D_SAE = 9;
+    private static final int BATCH = 7;
+    private static final double H = 1e-6;
+
+    private static SaeConfig.Builder base(SaeConfig.Architecture architecture) {
+        return SaeConfig.builder(architecture, D_IN, D_SAE).batchSize(BATCH).totalTokens(BATCH * 10L);
+    }
+
+    /** Random parameters (not the training init, so every term is exercised) and random inputs. */
+    private static double[][] randomise(SparseAutoencoder sae, long seed) {
+        Random random = new Random(seed);
+        INDArray p = sae.parameters();
+        for (int i = 0; i < p.length(); i++) {
+            p.putScalar(0, i, 0.6 * random.nextGaussian());
+        }
+        if (sae instanceof JumpReluSae jump) {
+            for (int i = 0; i < D_SAE; i++) {
+                jump.logThreshold().putScalar(i, Math.log(0.15 + 0.3 * random.nextDouble()));
+            }
+        }
+        double[][] x = new double[BATCH][D_IN];
+        for (int b = 0; b < BATCH; b++) {
+            for (int j = 0; j < D_IN; j++) {
+                x[b][j] = random.nextGaussian();
+            }
+        }
+        return x;
+    }
+
+    private static boolean[] deadPattern() {
+        boolean[] dead = new boolean[D_SAE];
+        for (int i = 0; i < D_SAE; i += 2) {
+            dead[i] = true;
+        }
+        return dead;
+    }
+
+    private static double[] flat(SparseAutoencoder sae) {
+        return sae.parameters().dup().reshape(sae.parameters().length()).toDoubleVector();
+    }
+
+    /**
+     * Checks the model's loss against the reference and every gradient entry against central
+     * differences of the reference (AuxK residual frozen at the base point, as the method detaches it).
+     * JumpReLU's log-threshold entries are checked as straight-through + finite difference (the
+     * latter sees only the pre-activation loss). Returns the analytic gradient.
+     */
+    private static double[] check(SaeConfig config, double lambda, boolean[] dead, long seed) {
+        SparseAutoencoder sae = SparseAutoencoder.create(config, DataType.DOUBLE);
+        double[][] xs = randomise(sae, seed);
+        sae.setSparsityCoefficient(lambda);
+        sae.setDeadFeatures(dead);
+        INDArray x = Nd4j.createFromArray(xs);
+        ReferenceSae reference = new ReferenceSae(config, lambda, dead);
+        double[] p = flat(sae);
+        double[][] residual = reference.residual(p, xs);
+        double expectedLoss = reference.loss(p, xs, residual);
+
+        assertEquals(expectedLoss, sae.loss(x).total(), 1e-10 * Math.max(1, Math.abs(expectedLoss)), "forward loss");
+        SparseAutoencoder.LossParts parts = sae.forwardBackward(x);
+        assertEquals(expectedLoss, parts.total(), 1e-10 * Math.max(1, Math.abs(expectedLoss)), "loss of the training pass");
+        double[] analytic = sae.gradients().dup().reshape(p.length).toDoubleVector();
+
+        double[] straightThrough = sae instanceof JumpReluSae ? reference.straightThroughLogThetaGradient(p, xs) : null;
+        int firstLogTheta = 2 * D_IN * D_SAE + D_SAE + D_IN;
+        for (int i = 0; i < p.length; i++) {
+            double[] plus = p.clone();
+            double[] minus = p.clone();
+            plus[i] += H;
+            minus[i] -= H;
+            double numeric = (reference.loss(plus, xs, residual) - reference.loss(minus, xs, residual)) / (2 * H);
+            double expected = straightThrough != null && i >= firstLogTheta ? numeric + straightThrough[i - firstLogTheta] : numeric;
+            assertEquals(expected, analytic[i], 1e-6 * Math.max(1, Math.abs(expected)),
+                    config.architecture() + " gradient entry " + i + " (" + region(i) + ")");
+        }
+        return analytic;
+    }
+
+    private static String region(int i) {
+        int[] ends = {D_IN * D_SAE, D_IN * D_SAE + D_SAE, 2 * D_IN * D_SAE + D_SAE, 2 * D_IN * D_SAE + D_SAE + D_IN};
+        String[] names = {"W_enc", "b_enc", "W_dec", "b_dec"};
+        for (int r = 0; r < ends.length; r++) {
+            if (i < ends[r]) {
+                return names[r];
+            }
+        }
+        return "log_threshold";
+    }
+
+    @Test
+    void reluMseOnly() {
+        check(base(SaeConfig.Architecture.RELU).build(), 0.0, new boolean[D_SAE], 1);
+    }
+
+    @Test
+    void reluWithDecoderNormWeightedL1() {
+        check(base(SaeConfig.Architecture.RELU).build(), 0.7, new boolean[D_SAE], 2);
+    }
+
+    @Test
+    void jumpReluMseOnly() {
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0).build(), 0.0, new boolean[D_SAE], 3);
+    }
+
+    @Test
+    void jumpReluL0() {
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0).build(), 0.8, new boolean[D_SAE], 4);
+    }
+
+    @Test
+    void jumpReluTanh() {
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0)
+                .jumpReluSparsity(SaeConfig.JumpReluSparsity.TANH).build(), 0.8, new boolean[D_SAE], 5);
+    }
+
+    @Test
+    void jumpReluPreActivationLossOnDeadFeatures() {
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0.3).build(), 0.5, deadPattern(), 6);
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0.3)
+                .jumpReluSparsity(SaeConfig.JumpReluSparsity.TANH).build(), 0.5, deadPattern(), 7);
+    }
+
+    @Test
+    void jumpReluL0GivesNoGradientToPreActivationsThroughTheStep() {
+        SaeConfig config = base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0).build();
+        double[] without = gradients(config, 0.0, 8);
+        double[] with = gradients(config, 5.0, 8);
+        int encoderEnd = D_IN * D_SAE + D_SAE;
+        int decoderBiasStart = 2 * D_IN * D_SAE + D_SAE;
+        boolean thresholdMoved = false;
+        for (int i = 0; i < with.length; i++) {
+            if (i < encoderEnd || (i >= decoderBiasStart && i < decoderBiasStart + D_IN)) {
+                assertEquals(without[i], with[i], 1e-12, "L0 must not reach z (entry " + i + ", " + region(i) + ")");
+            } else if (i >= decoderBiasStart + D_IN) {
+                thresholdMoved |= Math.abs(with[i] - without[i]) > 1e-6;
+            }
+        }
+        assertTrue(thresholdMoved, "the L0 term must reach the thresholds through the pseudo-derivative");
+    }
+
+    private static double[] gradients(SaeConfig config, double lambda, long seed) {
+        SparseAutoencoder sae = SparseAutoencoder.create(config, DataType.DOUBLE);
+        double[][] xs = randomise(sae, seed);
+        sae.setSparsityCoefficient(lambda);
+        sae.forwardBackward(Nd4j.createFromArray(xs));
+        return sae.gradients().dup().reshape(sae.parameters().length()).toDoubleVector();
+    }
+
+    @Test
+    void topKMseOnly() {
+        check(base(SaeConfig.Architecture.TOPK).k(3).build(), 0.0, new boolean[D_SAE], 9);
+    }
+
+    @Test
+    void topKWithAuxK() {
+        check(base(SaeConfig.Architecture.TOPK).k(3).auxKCoefficient(0.5).kAux(2).build(), 0.0, deadPattern(), 10);
+        // More k_aux than dead latents: all dead latents used, scale capped at 1.
+        check(base(SaeConfig.Architecture.TOPK).k(2).auxKCoefficient(0.5).kAux(7).build(), 0.0, deadPattern(), 11);
+    }
+
+    @Test
+    void batchTopKMseOnly() {
+        check(base(SaeConfig.Architecture.BATCHTOPK).k(2).build(), 0.0, new boolean[D_SAE], 12);
+    }
+
+    @Test
+    void batchTopKWithAuxK() {
+        check(base(SaeConfig.Architecture.BATCHTOPK).k(2).auxKCoefficient(0.5).kAux(3).build(), 0.0, deadPattern(), 13);
+    }
+}

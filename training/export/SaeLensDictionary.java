@@ -1,0 +1,166 @@
+package training.export;
+
+import activations.safetensors.SafeTensors;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
+import org.nd4j.linalg.api.ops.impl.scalar.Step;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * A SAELens-format SAE directory read back (ours or SAELens's own): architectures standard (ReLU),
+ * jumprelu and topk, fp32 in memory whatever the stored float type. Encodes raw activations as
+ * SAELens does: {@code z = (x - b_dec) W_enc + b_enc} (without the b_dec subtraction if
+ * apply_b_dec_to_input is false), then ReLU, {@code z * (z > threshold)} or top-k then ReLU.
+ */
+public final class SaeLensDictionary {
+
+    private final Path directory;
+    private final String architecture;
+    private final int dIn;
+    private final int dSae;
+    private final int k;
+    private final boolean applyBDecToInput;
+    private final JsonNode cfg;
+    private final INDArray wEnc;
+    private final INDArray bEnc;
+    private final INDArray wDec;
+    private final INDArray bDec;
+    private final INDArray threshold;
+
+    private SaeLensDictionary(Path directory, JsonNode cfg, String architecture, int dIn, int dSae, int k,
+                              boolean applyBDecToInput, INDArray wEnc, INDArray bEnc, INDArray wDec, INDArray bDec,
+                              INDArray threshold) {
+        this.directory = directory;
+        this.cfg = cfg;
+        this.architecture = architecture;
+        this.dIn = dIn;
+        this.dSae = dSae;
+        this.k = k;
+        this.applyBDecToInput = applyBDecToInput;
+        this.wEnc = wEnc;
+        this.bEnc = bEnc;
+        this.wDec = wDec;
+        this.bDec = bDec;
+        this.threshold = threshold;
+    }
+
+    public static SaeLensDictionary load(Path directory) {
+        Path cfgFile = directory.resolve("cfg.json");
+        if (!Files.isRegularFile(cfgFile)) {
+            throw new IllegalArgumentException(directory + " has no cfg.json; point at a SAELens SAE directory");
+        }
+        JsonNode cfg;
+        try {
+            cfg = new ObjectMapper().readTree(cfgFile.toFile());
+        } catch (IOException e) {
+            throw new IllegalArgumentException(cfgFile + " is not valid JSON (" + e.getMessage() + ")");
+        }
+        String architecture = cfg.path("architecture").asText("standard");
+        if (!Arrays.asList("standard", "jumprelu", "topk").contains(architecture)) {
+            throw new IllegalArgumentException(cfgFile + ": architecture '" + architecture
+                    + "' is not supported; Spindle reads standard, jumprelu and topk SAEs");
+        }
+        int dIn = required(cfg, "d_in", cfgFile);
+        int dSae = required(cfg, "d_sae", cfgFile);
+        String normalize = cfg.path("normalize_activations").asText("none");
+        if (!normalize.equals("none")) {
+            throw new IllegalArgumentException(cfgFile + ": normalize_activations '" + normalize
+                    + "' needs a dataset scaling factor Spindle does not apply; fold it into the weights and set it to none");
+        }
+        int k = architecture.equals("topk") ? required(cfg, "k", cfgFile) : 0;
+        boolean applyBDec = cfg.path("apply_b_dec_to_input").asBoolean(true);
+        Path weights = directory.resolve("sae_weights.safetensors");
+        try (SafeTensors st = SafeTensors.open(weights)) {
+            INDArray wEnc = tensor(st, "W_enc", dIn, dSae);
+            INDArray bEnc = tensor(st, "b_enc", dSae);
+            INDArray wDec = tensor(st, "W_dec", dSae, dIn);
+            INDArray bDec = tensor(st, "b_dec", dIn);
+            INDArray threshold = architecture.equals("jumprelu") ? tensor(st, "threshold", dSae) : null;
+            return new SaeLensDictionary(directory, cfg, architecture, dIn, dSae, k, applyBDec, wEnc, bEnc, wDec, bDec, threshold);
+        }
+    }
+
+    private static int required(JsonNode cfg, String key, Path file) {
+        JsonNode v = cfg.get(key);
+        if (v == null || !v.canConvertToInt() || v.asInt() < 1) {
+            throw new IllegalArgumentException(file + ": '" + key + "' is missing or not a positive integer");
+        }
+        return v.asInt();
+    }
+
+    private static INDArray tensor(SafeTensors st, String name, long... shape) {
+        if (!st.contains(name)) {
+            throw new IllegalArgumentException(st.file() + ": tensor '" + name + "' is missing; the SAE directory is incomplete");
+        }
+        SafeTensors.TensorInfo info = st.info(name);
+        if (!Arrays.equals(info.shape(), shape)) {
+            throw new IllegalArgumentException(st.file() + ": tensor '" + name + "' has shape " + info.shapeString()
+                    + " but cfg.json implies " + Arrays.toString(shape));
+        }
+        return Nd4j.createFromArray(st.floats(name)).reshape(shape);
+    }
+
+    /** Feature activations [n, d_sae] of raw activations [n, d_in]. */
+    public INDArray encode(INDArray x) {
+        if (x.rank() != 2 || x.size(1) != dIn) {
+            throw new IllegalArgumentException("input has shape " + Arrays.toString(x.shape()) + "; expected [n, " + dIn + "]");
+        }
+        INDArray input = x.castTo(DataType.FLOAT);
+        INDArray z = (applyBDecToInput ? input.subRowVector(bDec) : input).mmul(wEnc).addiRowVector(bEnc);
+        switch (architecture) {
+            case "jumprelu" -> {
+                INDArray keep = Nd4j.create(DataType.FLOAT, z.shape());
+                Nd4j.exec(new BroadcastSubOp(z, threshold, keep, 1));
+                Nd4j.exec(new Step(keep, keep, 0.0));
+                z.muli(keep);
+            }
+            case "topk" -> {
+                float[] values = z.dup('c').reshape(z.length()).toFloatVector();
+                float[] out = new float[values.length];
+                Integer[] order = new Integer[dSae];
+                for (int r = 0; r < z.size(0); r++) {
+                    final int base = r * dSae;
+                    for (int i = 0; i < dSae; i++) {
+                        order[i] = i;
+                    }
+                    Arrays.sort(order, (a, b) -> Float.compare(values[base + b], values[base + a]));
+                    for (int i = 0; i < k; i++) {
+                        out[base + order[i]] = Math.max(values[base + order[i]], 0f);
+                    }
+                }
+                z = Nd4j.createFromArray(out).reshape(z.shape());
+            }
+            default -> Transforms.relu(z, false);
+        }
+        return z;
+    }
+
+    /** Reconstruction [n, d_in] of feature activations [n, d_sae]. */
+    public INDArray decode(INDArray features) {
+        return features.castTo(DataType.FLOAT).mmul(wDec).addiRowVector(bDec);
+    }
+
+    public Path directory() { return directory; }
+    public String architecture() { return architecture; }
+    public int dIn() { return dIn; }
+    public int dSae() { return dSae; }
+    public int k() { return k; }
+    public boolean applyBDecToInput() { return applyBDecToInput; }
+    /** cfg.json as read, including {@code metadata}. */
+    public JsonNode cfg() { return cfg; }
+    public INDArray wEnc() { return wEnc; }
+    public INDArray bEnc() { return bEnc; }
+    public INDArray wDec() { return wDec; }
+    public INDArray bDec() { return bDec; }
+    /** Thresholds [d_sae] for jumprelu, else null. */
+    public INDArray threshold() { return threshold; }
+}

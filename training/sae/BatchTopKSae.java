@@ -1,0 +1,113 @@
+package training.sae;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * BatchTopK SAE: keep the {@code k * batch} largest positive pre-activations over the whole batch,
+ * so tokens share a budget of k per token on average. It tracks a running global threshold (an
+ * exponential average, decay 0.999, of the smallest kept activation per batch) so that at
+ * inference and export it is a JumpReLU with that threshold for every feature.
+ */
+public final class BatchTopKSae extends AbstractTopKSae {
+
+    private static final double THRESHOLD_DECAY = 0.999;
+
+    private double runningThreshold = -1; // negative until the first training batch
+    private float[] floatCandidates;
+    private double[] doubleCandidates;
+
+    public BatchTopKSae(SaeConfig config, DataType dtype) {
+        super(config, dtype);
+    }
+
+    @Override
+    protected void onBatchBuffers(int rows) {
+        super.onBatchBuffers(rows);
+        int n = rows * dSae;
+        // Host copy of the positive pre-activations for one quickselect over the batch.
+        if (dtype == DataType.FLOAT) {
+            floatCandidates = new float[n];
+        } else {
+            doubleCandidates = new double[n];
+        }
+    }
+
+    /** The k*batch-th largest positive pre-activation of the batch, or +inf if none is positive. */
+    private double batchThreshold() {
+        int n = batch * dSae;
+        int positives = 0;
+        if (floatCandidates != null) {
+            for (int i = 0; i < n; i++) {
+                double v = zHost.get(i);
+                if (v > 0) {
+                    floatCandidates[positives++] = (float) v;
+                }
+            }
+        } else {
+            for (int i = 0; i < n; i++) {
+                double v = zHost.get(i);
+                if (v > 0) {
+                    doubleCandidates[positives++] = v;
+                }
+            }
+        }
+        if (positives == 0) {
+            return Double.POSITIVE_INFINITY;
+        }
+        int keep = (int) Math.min((long) config.k() * batch, positives);
+        return floatCandidates != null ? Selection.kthLargest(floatCandidates, positives, keep)
+                : Selection.kthLargest(doubleCandidates, positives, keep);
+    }
+
+    @Override
+    protected void activate(boolean training) {
+        double t = batchThreshold();
+        if (Double.isInfinite(t)) {
+            mask.assign(0);
+        } else {
+            step(z, mask, strictlyBelow(t)); // z >= t
+        }
+        multiply(z, mask, f);
+        countFiring();
+        if (training && !Double.isInfinite(t)) {
+            runningThreshold = runningThreshold < 0 ? t : THRESHOLD_DECAY * runningThreshold + (1 - THRESHOLD_DECAY) * t;
+        }
+    }
+
+    /** The running global threshold (negative before any training batch). */
+    public double runningThreshold() {
+        return runningThreshold;
+    }
+
+    @Override
+    protected void inferenceActivation(INDArray preActivations) {
+        INDArray keep = Nd4j.create(dtype, preActivations.shape());
+        step(preActivations, keep, Math.max(runningThreshold, 0));
+        preActivations.muli(keep);
+    }
+
+    @Override
+    public INDArray exportThreshold() {
+        return Nd4j.valueArrayOf(new long[] {dSae}, Math.max(runningThreshold, 0), dtype);
+    }
+
+    @Override
+    public String exportArchitecture() {
+        return "jumprelu";
+    }
+
+    @Override
+    public double[] trainingState() {
+        return new double[] {runningThreshold};
+    }
+
+    @Override
+    public void restoreTrainingState(double[] state) {
+        if (state.length != 1) {
+            throw new IllegalArgumentException("BatchTopK state needs 1 value (the running threshold), got " + state.length);
+        }
+        runningThreshold = state[0];
+    }
+}

@@ -1,0 +1,429 @@
+package training.sae;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
+import org.nd4j.linalg.api.ops.impl.reduce.floating.Norm2;
+import org.nd4j.linalg.api.ops.impl.scalar.Step;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.SubOp;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+import java.util.SplittableRandom;
+
+/**
+ * A sparse autoencoder: {@code z = (x - b_dec) W_enc + b_enc}, {@code f = act(z)},
+ * {@code x_hat = f W_dec + b_dec}, trained on the per-token squared error (summed over d_in,
+ * averaged over the batch) plus the architecture's sparsity and auxiliary terms.
+ *
+ * <p>All parameters are views of one flat row vector {@link #parameters()} (layout: W_enc
+ * [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], then the architecture's extra
+ * parameters), and {@link #forwardBackward} writes the gradients into {@link #gradients()} with the
+ * same layout, so one optimizer call updates everything. Per-batch buffers are allocated once per
+ * batch size; the hot path is five {@code Nd4j.gemm} calls into them plus in-place elementwise ops.
+ *
+ * <p>Subclasses supply the activation, the sparsity penalty and the auxiliary loss. Not thread-safe.
+ */
+public abstract class SparseAutoencoder {
+
+    /** One batch's loss, split into its parts (each already weighted by its coefficient). */
+    public record LossParts(double total, double mse, double sparsity, double auxiliary, double l0) {
+    }
+
+    protected final SaeConfig config;
+    protected final DataType dtype;
+    protected final int dIn;
+    protected final int dSae;
+
+    private final INDArray params;
+    private final INDArray grads;
+    protected final INDArray wEnc;
+    protected final INDArray bEnc;
+    protected final INDArray wDec;
+    protected final INDArray bDec;
+    protected final INDArray gWEnc;
+    protected final INDArray gBEnc;
+    protected final INDArray gWDec;
+    protected final INDArray gBDec;
+
+    /** ||W_dec,i||, refreshed at the start of every forward pass. */
+    protected final INDArray decoderNorms;
+    /** dLoss/d||W_dec,i||, accumulated by the penalties that weight by decoder norms. */
+    protected final INDArray normGrad;
+    /** 1 for features the trainer counts as dead (for AuxK and the pre-activation loss), else 0. */
+    protected final INDArray deadMask;
+    /** Tokens of the last batch on which each feature fired. */
+    protected final INDArray fireCounts;
+    protected final INDArray featureScratch;
+    private final INDArray dInColumn;
+    private INDArray decoderScratch;
+    protected int deadCount;
+    /** Indices of the dead features, ascending. */
+    protected int[] deadIndices = new int[0];
+    protected double sparsityCoefficient;
+
+    protected int batch = -1;
+    protected INDArray xCentered;
+    protected INDArray z;
+    protected INDArray f;
+    protected INDArray mask;
+    protected INDArray df;
+    protected INDArray work;
+    protected INDArray xHat;
+    protected INDArray err;
+
+    protected SparseAutoencoder(SaeConfig config, DataType dtype, int extraParameters) {
+        if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE) {
+            throw new IllegalArgumentException("SAE data type " + dtype + " is not supported; train in FLOAT (tests may use DOUBLE)");
+        }
+        this.config = config;
+        this.dtype = dtype;
+        this.dIn = config.dIn();
+        this.dSae = config.dSae();
+        long count = 2L * dIn * dSae + dSae + dIn + extraParameters;
+        if (count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("d_in x d_sae = " + (long) dIn * dSae + " is too large for one parameter array; lower d_sae");
+        }
+        params = Nd4j.zeros(dtype, 1, count);
+        grads = Nd4j.zeros(dtype, 1, count);
+        long[] offset = {0};
+        wEnc = view(params, offset, dIn, dSae);
+        bEnc = view(params, offset, dSae);
+        wDec = view(params, offset, dSae, dIn);
+        bDec = view(params, offset, dIn);
+        offset[0] = 0;
+        gWEnc = view(grads, offset, dIn, dSae);
+        gBEnc = view(grads, offset, dSae);
+        gWDec = view(grads, offset, dSae, dIn);
+        gBDec = view(grads, offset, dIn);
+        decoderNorms = Nd4j.zeros(dtype, dSae);
+        normGrad = Nd4j.zeros(dtype, dSae);
+        deadMask = Nd4j.zeros(dtype, dSae);
+        fireCounts = Nd4j.zeros(dtype, dSae);
+        featureScratch = Nd4j.zeros(dtype, dSae);
+        dInColumn = Nd4j.zeros(dtype, dIn, 1);
+        sparsityCoefficient = config.sparsityCoefficient();
+    }
+
+    /** Builds the dictionary class for {@code config.architecture()}. */
+    public static SparseAutoencoder create(SaeConfig config, DataType dtype) {
+        return switch (config.architecture()) {
+            case RELU -> new ReluSae(config, dtype);
+            case JUMPRELU -> new JumpReluSae(config, dtype);
+            case TOPK -> new TopKSae(config, dtype);
+            case BATCHTOPK -> new BatchTopKSae(config, dtype);
+        };
+    }
+
+    /** The parameters after the four shared tensors, for subclasses (e.g. log-thresholds). */
+    protected final INDArray extraParameterView(long size) {
+        return view(params, new long[] {2L * dIn * dSae + dSae + dIn}, size);
+    }
+
+    protected final INDArray extraGradientView(long size) {
+        return view(grads, new long[] {2L * dIn * dSae + dSae + dIn}, size);
+    }
+
+    private static INDArray view(INDArray flat, long[] offset, long... shape) {
+        long length = 1;
+        for (long s : shape) {
+            length *= s;
+        }
+        INDArray slice = flat.get(NDArrayIndex.point(0), NDArrayIndex.interval(offset[0], offset[0] + length));
+        offset[0] += length;
+        return shape.length == 1 ? slice : slice.reshape('c', shape);
+    }
+
+    public SaeConfig config() {
+        return config;
+    }
+
+    public DataType dataType() {
+        return dtype;
+    }
+
+    public int dIn() {
+        return dIn;
+    }
+
+    public int dSae() {
+        return dSae;
+    }
+
+    /** All parameters as one row vector [1, n]; the named tensors below are views of it. */
+    public INDArray parameters() {
+        return params;
+    }
+
+    /** Gradients of the last {@link #forwardBackward}, same layout as {@link #parameters()}. */
+    public INDArray gradients() {
+        return grads;
+    }
+
+    public INDArray wEnc() {
+        return wEnc;
+    }
+
+    public INDArray bEnc() {
+        return bEnc;
+    }
+
+    public INDArray wDec() {
+        return wDec;
+    }
+
+    public INDArray bDec() {
+        return bDec;
+    }
+
+    /** Per-feature firing counts [d_sae] of the last forward pass (tokens on which f_i > 0). */
+    public INDArray lastFireCounts() {
+        return fireCounts;
+    }
+
+    /** Reconstruction of the last forward pass [batch, d_in]. */
+    public INDArray lastReconstruction() {
+        return xHat;
+    }
+
+    public double sparsityCoefficient() {
+        return sparsityCoefficient;
+    }
+
+    /** The sparsity coefficient for the next passes (the trainer warms it up from 0). */
+    public void setSparsityCoefficient(double value) {
+        sparsityCoefficient = value;
+    }
+
+    /** Marks dead features (true = dead), used by AuxK and the pre-activation loss. */
+    public void setDeadFeatures(boolean[] dead) {
+        if (dead.length != dSae) {
+            throw new IllegalArgumentException("dead mask has " + dead.length + " entries, not d_sae = " + dSae);
+        }
+        double[] values = new double[dSae];
+        int[] indices = new int[dSae];
+        int n = 0;
+        for (int i = 0; i < dSae; i++) {
+            if (dead[i]) {
+                values[i] = 1;
+                indices[n++] = i;
+            }
+        }
+        deadMask.assign(Nd4j.createFromArray(values).castTo(dtype));
+        deadCount = n;
+        deadIndices = java.util.Arrays.copyOf(indices, n);
+    }
+
+    /**
+     * Initializes as in the shared recipe: decoder rows in random directions with norm
+     * {@code decoderInitNorm}, W_enc = W_dec^T, b_enc = 0, b_dec from {@code sample} (rows of
+     * normalized activations, may be null for ZERO init), plus the architecture's own parameters.
+     */
+    public void initialize(INDArray sample, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        double[] dec = new double[dSae * dIn];
+        for (int i = 0; i < dSae; i++) {
+            double norm = 0;
+            for (int j = 0; j < dIn; j++) {
+                double g = random.nextGaussian();
+                dec[i * dIn + j] = g;
+                norm += g * g;
+            }
+            double scale = config.decoderInitNorm() / Math.sqrt(norm);
+            for (int j = 0; j < dIn; j++) {
+                dec[i * dIn + j] *= scale;
+            }
+        }
+        wDec.assign(Nd4j.createFromArray(dec).castTo(dtype).reshape(dSae, dIn));
+        wEnc.assign(wDec.transpose());
+        bEnc.assign(0);
+        bDec.assign(DecoderBias.initial(config.decoderBiasInit(), sample, dIn).castTo(dtype));
+        initializeExtra();
+    }
+
+    protected void initializeExtra() {
+    }
+
+    private void ensureBuffers(int rows) {
+        if (rows == batch) {
+            return;
+        }
+        batch = rows;
+        xCentered = Nd4j.create(dtype, rows, dIn);
+        xHat = Nd4j.create(dtype, rows, dIn);
+        err = Nd4j.create(dtype, rows, dIn);
+        z = Nd4j.create(dtype, rows, dSae);
+        f = Nd4j.create(dtype, rows, dSae);
+        mask = Nd4j.create(dtype, rows, dSae);
+        df = Nd4j.create(dtype, rows, dSae);
+        work = Nd4j.create(dtype, rows, dSae);
+        onBatchBuffers(rows);
+    }
+
+    /** Lets a subclass allocate its own per-batch buffers when the batch size changes. */
+    protected void onBatchBuffers(int rows) {
+    }
+
+    /** Loss of a batch of (normalized) activations [batch, d_in] without gradients or statistics updates. */
+    public LossParts loss(INDArray x) {
+        checkInput(x);
+        forward(x, false);
+        double mse = squaredSum(err) / batch;
+        double sparsity = sparsityLoss();
+        double auxiliary = auxiliaryLoss(false, -1.0);
+        double l0 = fireCounts.sumNumber().doubleValue() / batch;
+        return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
+    }
+
+    /**
+     * Forward and backward pass on a batch of (normalized) activations [batch, d_in]: fills
+     * {@link #gradients()}, {@link #lastFireCounts()} and training statistics (BatchTopK threshold).
+     */
+    public LossParts forwardBackward(INDArray x) {
+        checkInput(x);
+        forward(x, true);
+        double mse = squaredSum(err) / batch;
+        double sparsity = sparsityLoss();
+        double l0 = fireCounts.sumNumber().doubleValue() / batch;
+
+        // err becomes dLoss/dx_hat = 2 (x_hat - x) / B.
+        err.muli(2.0 / batch);
+        Nd4j.gemm(f, err, gWDec, true, false, 1.0, 0.0);
+        err.sum(gBDec, 0);
+        Nd4j.gemm(err, wDec, df, false, true, 1.0, 0.0);
+        normGrad.assign(0);
+        sparsityBackward();
+        df.muli(mask); // dLoss/dz through the activation
+        // AuxK's residual x - x_hat is -(B/2) err now.
+        double auxiliary = auxiliaryLoss(true, -batch / 2.0);
+
+        Nd4j.gemm(xCentered, df, gWEnc, true, false, 1.0, 0.0);
+        df.sum(gBEnc, 0);
+        // b_dec enters the encoder as -b_dec W_enc: its gradient there is -W_enc (sum_b dz).
+        Nd4j.gemm(wEnc, gBEnc.reshape(dSae, 1), dInColumn, false, false, 1.0, 0.0);
+        gBDec.subi(dInColumn.reshape(dIn));
+        // Penalties weighted by ||W_dec,i||: d||w||/dw = w / ||w||.
+        if (normGrad.amaxNumber().doubleValue() != 0) {
+            if (decoderScratch == null) {
+                decoderScratch = Nd4j.create(dtype, dSae, dIn);
+            }
+            featureScratch.assign(normGrad).divi(decoderNorms);
+            Nd4j.exec(new BroadcastMulOp(wDec, featureScratch, decoderScratch, 0));
+            gWDec.addi(decoderScratch);
+        }
+        return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
+    }
+
+    private void checkInput(INDArray x) {
+        if (x.rank() != 2 || x.size(1) != dIn) {
+            throw new IllegalArgumentException("SAE input has shape " + java.util.Arrays.toString(x.shape())
+                    + "; expected [batch, " + dIn + "]");
+        }
+        if (x.dataType() != dtype) {
+            throw new IllegalArgumentException("SAE input is " + x.dataType() + " but the SAE computes in " + dtype);
+        }
+        if (x.size(0) > Integer.MAX_VALUE / Math.max(dSae, 1)) {
+            throw new IllegalArgumentException("batch of " + x.size(0) + " rows is too large for d_sae " + dSae + "; lower the batch size");
+        }
+    }
+
+    private void forward(INDArray x, boolean training) {
+        ensureBuffers((int) x.size(0));
+        Nd4j.exec(new Norm2(wDec, decoderNorms, 1));
+        Nd4j.exec(new BroadcastSubOp(x, bDec, xCentered, 1));
+        Nd4j.gemm(xCentered, wEnc, z, false, false, 1.0, 0.0);
+        z.addiRowVector(bEnc);
+        activate(training);
+        Nd4j.gemm(f, wDec, xHat, false, false, 1.0, 0.0);
+        xHat.addiRowVector(bDec);
+        Nd4j.exec(new SubOp(xHat, x, err));
+    }
+
+    /**
+     * From {@link #z}: writes {@link #f}, {@link #mask} (df/dz, 0 or 1 per element) and
+     * {@link #fireCounts} (column sums of f > 0). {@code training} lets BatchTopK update its
+     * running threshold.
+     */
+    protected abstract void activate(boolean training);
+
+    /** The weighted sparsity term from the forward state; may use {@link #df} and {@link #work} as scratch. */
+    protected abstract double sparsityLoss();
+
+    /**
+     * Adds the sparsity term's dLoss/df to {@link #df}, its threshold gradients and its
+     * dLoss/d||W_dec,i|| to {@link #normGrad}. {@link #f} and {@link #work} are free scratch here.
+     */
+    protected abstract void sparsityBackward();
+
+    /**
+     * The weighted auxiliary term (AuxK, pre-activation loss). With {@code backward}, {@link #df}
+     * holds dLoss/dz on entry and receives this term's dz (direct, not through the activation);
+     * {@link #f}, {@link #mask} and {@link #work} are free scratch. The reconstruction residual
+     * x - x_hat is {@code residualScale * err}.
+     */
+    protected double auxiliaryLoss(boolean backward, double residualScale) {
+        return 0;
+    }
+
+    /** Inference-time activation of pre-activations, in place (no training statistics). */
+    protected abstract void inferenceActivation(INDArray preActivations);
+
+    /** Feature activations of raw-to-the-SAE (normalized) inputs [n, d_in] -> [n, d_sae]; allocates. */
+    public INDArray encode(INDArray x) {
+        checkInput(x);
+        INDArray pre = x.subRowVector(bDec).mmul(wEnc).addiRowVector(bEnc);
+        inferenceActivation(pre);
+        return pre;
+    }
+
+    /** Reconstruction [n, d_in] of activations [n, d_sae]; allocates. */
+    public INDArray decode(INDArray features) {
+        return features.mmul(wDec).addiRowVector(bDec);
+    }
+
+    /**
+     * The JumpReLU threshold per feature this dictionary exports (JumpReLU: its thresholds;
+     * BatchTopK: its global threshold for every feature); null for architectures without one.
+     */
+    public abstract INDArray exportThreshold();
+
+    /** SAELens's architecture name for the export ("standard", "jumprelu", "topk"). */
+    public abstract String exportArchitecture();
+
+    /** Named non-parameter state a checkpoint must keep (e.g. BatchTopK's running threshold). */
+    public double[] trainingState() {
+        return new double[0];
+    }
+
+    public void restoreTrainingState(double[] state) {
+    }
+
+    // ---- helpers shared by the architectures ----
+
+    protected static double squaredSum(INDArray a) {
+        double n = a.norm2Number().doubleValue();
+        return n * n;
+    }
+
+    /** out = (x > cutoff) ? 1 : 0. */
+    protected static void step(INDArray x, INDArray out, double cutoff) {
+        Nd4j.exec(new Step(x, out, cutoff));
+    }
+
+    /** out = a * b, elementwise, into a preallocated array (may be a or b). */
+    protected static void multiply(INDArray a, INDArray b, INDArray out) {
+        Nd4j.exec(new MulOp(a, b, out));
+    }
+
+    /** Column sums of mask: per-feature firing counts for the trainer's dead/dense tracking. */
+    protected final void countFiring() {
+        mask.sum(fireCounts, 0);
+    }
+
+    /** Largest value of the data type strictly below v, so {@code x > below(v)} means {@code x >= v}. */
+    protected final double strictlyBelow(double v) {
+        return dtype == DataType.FLOAT ? Math.nextDown((float) v) : Math.nextDown(v);
+    }
+}

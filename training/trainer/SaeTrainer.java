@@ -1,0 +1,415 @@
+package training.trainer;
+
+import activations.table.ActivationSource;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.schedule.ISchedule;
+import training.optim.AdamOptimizer;
+import training.optim.GradientClipping;
+import training.optim.Schedules;
+import training.sae.SaeConfig;
+import training.sae.SparseAutoencoder;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeSet;
+
+/**
+ * Trains one SAE on one hook of an {@link ActivationSource}: batches are decoded straight into the
+ * native memory of a preallocated fp32 batch array, scaled so that E||x|| = sqrt(d_in), then
+ * forward/backward, global-norm clipping and ND4J Adam, with lr and sparsity-coefficient warmup,
+ * dead/dense feature tracking, metrics to {@code metrics.jsonl} and checkpoints under the output
+ * directory. {@link #resume(boolean)} continues from the newest checkpoint to the same result as an
+ * uninterrupted run.
+ *
+ * <p>The first {@code normalizationBatches} batches of a fresh run are read to estimate the scale
+ * (unless given) and to initialize b_dec; they are not trained on.
+ */
+public final class SaeTrainer {
+
+    /** One metrics record, as written to metrics.jsonl; loss parts are averages over the interval. */
+    public record Metrics(long step, long totalSteps, long tokens, double loss, double mse, double sparsity,
+                          double auxiliary, double fvu, double l0, double deadFraction, double denseFraction,
+                          double learningRate, double sparsityCoefficient, double tokensPerSecond) {
+    }
+
+    /** Gets every metrics record (e.g. to draw a progress bar). */
+    public interface Listener {
+        void onMetrics(Metrics metrics);
+
+        default void onCheckpoint(long step, Path directory) {
+        }
+    }
+
+    /** What a finished run hands to the exporter. */
+    public record Result(SparseAutoencoder sae, double normalizationScale, long steps, long tokens,
+                         double[] featureDensity) {
+    }
+
+    /** A one-line progress printer for consoles. */
+    public static Listener consoleProgress(java.io.PrintStream out) {
+        return m -> out.printf(java.util.Locale.ROOT,
+                "step %d/%d  tokens %s  loss %.4g  mse %.4g  fvu %.3f  l0 %.1f  dead %.1f%%  dense %.1f%%  lr %.2e  %s tok/s%n",
+                m.step(), m.totalSteps(), human(m.tokens()), m.loss(), m.mse(), m.fvu(), m.l0(),
+                100 * m.deadFraction(), 100 * m.denseFraction(), m.learningRate(), human((long) m.tokensPerSecond()));
+    }
+
+    private static String human(long n) {
+        if (n >= 1_000_000_000L) {
+            return String.format(java.util.Locale.ROOT, "%.2fG", n / 1e9);
+        }
+        if (n >= 1_000_000L) {
+            return String.format(java.util.Locale.ROOT, "%.2fM", n / 1e6);
+        }
+        if (n >= 10_000L) {
+            return String.format(java.util.Locale.ROOT, "%.1fk", n / 1e3);
+        }
+        return Long.toString(n);
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final SaeConfig config;
+    private final Path output;
+    private final List<Listener> listeners = new ArrayList<>();
+    private boolean resume;
+
+    public SaeTrainer(SaeConfig config, Path output) {
+        this.config = config.validated();
+        this.output = output;
+    }
+
+    public SaeTrainer listener(Listener listener) {
+        listeners.add(listener);
+        return this;
+    }
+
+    /** Continue from the newest checkpoint in the output directory (a fresh start if there is none). */
+    public SaeTrainer resume(boolean value) {
+        resume = value;
+        return this;
+    }
+
+    /** Runs to {@code config.totalSteps()} or the end of the activations, whichever comes first. */
+    public Result train(ActivationSource source) {
+        int hookWidth = source.dims()[0];
+        if (source.dims().length != 1) {
+            throw new IllegalArgumentException("an SAE trains on one hook, but the activation source has "
+                    + source.dims().length + " (" + source.hooks() + "); open the cache for a single hook");
+        }
+        if (hookWidth != config.dIn()) {
+            throw new IllegalArgumentException("hook " + source.hooks().get(0) + " has width " + hookWidth
+                    + " but the SAE's d_in is " + config.dIn() + "; set d_in to " + hookWidth);
+        }
+        Optional<Path> checkpoint = Checkpoints.latest(output);
+        if (checkpoint.isPresent() && !resume) {
+            throw new IllegalStateException("output directory " + output + " already holds a run's checkpoint ("
+                    + checkpoint.get().getFileName() + "); resume that run or choose an empty output directory");
+        }
+        try {
+            Files.createDirectories(output);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create output directory " + output, e);
+        }
+
+        int batchSize = config.batchSize();
+        int dIn = config.dIn();
+        long totalSteps = config.totalSteps();
+        SparseAutoencoder sae = SparseAutoencoder.create(config, DataType.FLOAT);
+        ISchedule lrSchedule = Schedules.learningRate(config.learningRate(), config.lrWarmupSteps(), totalSteps,
+                config.lrDecayFraction());
+        ISchedule lambdaSchedule = Schedules.sparsityCoefficient(config.sparsityCoefficient(), config.sparsityWarmupSteps());
+        AdamOptimizer adam = new AdamOptimizer(sae.parameters().length(), lrSchedule, config.beta1(), config.beta2(),
+                config.adamEpsilon(), DataType.FLOAT);
+        FeatureStatistics stats = new FeatureStatistics(config.dSae(), config.deadWindowTokens(), config.denseThreshold());
+
+        INDArray batch = Nd4j.create(DataType.FLOAT, batchSize, dIn);
+        FloatBuffer batchFloats = batch.data().asNio().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        FloatBuffer[] destinations = {batchFloats};
+
+        long step;
+        long tokens;
+        double scale;
+        if (checkpoint.isPresent()) {
+            Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
+            checkSameConfig(loaded.state().config, checkpoint.get());
+            sae.parameters().assign(Nd4j.createFromArray(loaded.parameters()).reshape(sae.parameters().shape()));
+            adam.restoreState(Nd4j.createFromArray(loaded.adamState()));
+            sae.restoreTrainingState(loaded.state().architectureState);
+            restore(stats, loaded.state());
+            step = loaded.state().step;
+            tokens = loaded.state().tokens;
+            scale = loaded.state().normalizationScale;
+            long skip = loaded.state().dataPosition - source.position();
+            if (skip < 0) {
+                throw new IllegalStateException("the activation source is already past the checkpoint's data position "
+                        + loaded.state().dataPosition + "; resume with a freshly opened source");
+            }
+            source.skip(skip);
+            truncateMetrics(step);
+        } else {
+            float[] sample = readSample(source, destinations, batchFloats, batch);
+            int sampleRows = sample.length / dIn;
+            INDArray sampleArray = Nd4j.createFromArray(sample).reshape(sampleRows, dIn);
+            scale = config.normalizationScale() > 0 ? config.normalizationScale() : estimateScale(sampleArray);
+            sae.initialize(sampleArray.muli(scale), config.seed());
+            step = 0;
+            tokens = 0;
+            deleteMetrics();
+        }
+
+        boolean needsDeadMask = config.usesAuxK()
+                || (config.architecture() == SaeConfig.Architecture.JUMPRELU && config.preActLossCoefficient() > 0);
+        Interval interval = new Interval();
+        long lastCheckpointStep = step;
+        try (BufferedWriter metrics = Files.newBufferedWriter(output.resolve("metrics.jsonl"), StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+            while (step < totalSteps) {
+                long batchStart = source.position();
+                if (!fill(source, destinations, batchFloats, batchSize)) {
+                    break; // activations ended: finish with what was trained
+                }
+                batch.muli(scale);
+                checkFinite(batch, batchFloats, step, batchStart);
+                double lambda = lambdaSchedule.valueAt((int) step, 0);
+                sae.setSparsityCoefficient(lambda);
+                if (needsDeadMask) {
+                    sae.setDeadFeatures(stats.deadMask());
+                }
+                SparseAutoencoder.LossParts parts = sae.forwardBackward(batch);
+                if (!Double.isFinite(parts.total())) {
+                    throw new IllegalStateException("loss became " + parts.total() + " at step " + step
+                            + " (activations were finite); lower the learning rate or raise the gradient clipping, and resume from the last checkpoint");
+                }
+                GradientClipping.clipGlobalNorm(sae.gradients(), config.gradClipNorm());
+                adam.step(sae.parameters(), sae.gradients(), (int) step);
+                stats.update(sae.lastFireCounts().toDoubleVector(), batchSize);
+                tokens += batchSize;
+                step++;
+                interval.add(parts);
+                if (step % config.metricsEverySteps() == 0 || step == totalSteps) {
+                    Metrics m = interval.metrics(step, totalSteps, tokens, fvu(batch, sae.lastReconstruction()), stats,
+                            adam.learningRate((int) step - 1), lambda, batchSize);
+                    metrics.write(JSON.writeValueAsString(m));
+                    metrics.newLine();
+                    metrics.flush();
+                    listeners.forEach(l -> l.onMetrics(m));
+                    interval = new Interval();
+                }
+                if (config.checkpointEverySteps() > 0 && step % config.checkpointEverySteps() == 0) {
+                    writeCheckpoint(sae, adam, stats, step, tokens, source.position(), scale);
+                    lastCheckpointStep = step;
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write metrics in " + output + ": " + e.getMessage(), e);
+        }
+        if (lastCheckpointStep != step) {
+            writeCheckpoint(sae, adam, stats, step, tokens, source.position(), scale);
+        }
+        return new Result(sae, scale, step, tokens, stats.featureDensity());
+    }
+
+    // ---- data ----
+
+    /** Fills the whole batch; false if the source ends first (a partial last batch is dropped). */
+    private static boolean fill(ActivationSource source, FloatBuffer[] destinations, FloatBuffer floats, int rows) {
+        floats.clear();
+        int filled = 0;
+        while (filled < rows) {
+            int n = source.read(destinations, rows - filled);
+            if (n == 0) {
+                return false;
+            }
+            filled += n;
+        }
+        return true;
+    }
+
+    private float[] readSample(ActivationSource source, FloatBuffer[] destinations, FloatBuffer floats, INDArray batch) {
+        int batches = config.normalizationBatches();
+        int perBatch = config.batchSize() * config.dIn();
+        List<float[]> parts = new ArrayList<>();
+        for (int b = 0; b < batches; b++) {
+            long start = source.position();
+            if (!fill(source, destinations, floats, config.batchSize())) {
+                break;
+            }
+            checkFinite(batch, floats, -1, start);
+            float[] copy = new float[perBatch];
+            floats.get(0, copy);
+            parts.add(copy);
+        }
+        if (parts.isEmpty()) {
+            throw new IllegalStateException("the activation source holds less than one batch of " + config.batchSize()
+                    + " rows; lower the batch size or cache more tokens");
+        }
+        float[] all = new float[parts.size() * perBatch];
+        for (int i = 0; i < parts.size(); i++) {
+            System.arraycopy(parts.get(i), 0, all, i * perBatch, perBatch);
+        }
+        return all;
+    }
+
+    /** sqrt(d_in) / mean ||x||: the factor that makes the average input norm sqrt(d_in). */
+    private double estimateScale(INDArray sample) {
+        double meanNorm = sample.norm2(1).meanNumber().doubleValue();
+        if (!(meanNorm > 0)) {
+            throw new IllegalStateException("the first activation batches are all zero; cannot estimate the normalization scale"
+                    + " (check the hook, or pass a normalization scale)");
+        }
+        return Math.sqrt(config.dIn()) / meanNorm;
+    }
+
+    private void checkFinite(INDArray batch, FloatBuffer floats, long step, long firstRow) {
+        if (Double.isFinite(batch.sumNumber().doubleValue())) {
+            return;
+        }
+        int dIn = config.dIn();
+        for (int r = 0; r < config.batchSize(); r++) {
+            for (int j = 0; j < dIn; j++) {
+                float v = floats.get(r * dIn + j);
+                if (!Float.isFinite(v)) {
+                    throw new IllegalStateException("activation row " + (firstRow + r) + " (step " + (step < 0 ? "before training" : step)
+                            + ", column " + j + ") is " + v + "; the cache is corrupt or the model overflowed there."
+                            + " Rebuild that part of the activation cache; the last checkpoint is kept");
+                }
+            }
+        }
+        // The sum overflowed although every value is finite.
+        throw new IllegalStateException("activations at step " + step + " are too large to sum in fp32; pass a normalization scale");
+    }
+
+    private static double fvu(INDArray x, INDArray reconstruction) {
+        double residual = x.squaredDistance(reconstruction);
+        INDArray centered = x.subRowVector(x.mean(0));
+        double variance = centered.norm2Number().doubleValue();
+        return variance > 0 ? residual / (variance * variance) : Double.NaN;
+    }
+
+    // ---- checkpoints ----
+
+    private void writeCheckpoint(SparseAutoencoder sae, AdamOptimizer adam, FeatureStatistics stats, long step,
+                                 long tokens, long dataPosition, double scale) {
+        Checkpoints.TrainerState state = new Checkpoints.TrainerState();
+        state.step = step;
+        state.tokens = tokens;
+        state.dataPosition = dataPosition;
+        state.normalizationScale = scale;
+        state.seed = config.seed();
+        state.config = configMap(config);
+        state.architectureState = sae.trainingState();
+        state.tokensSinceFired = stats.tokensSinceFired.clone();
+        state.intervalCounts = stats.intervalCounts.clone();
+        state.intervalTokens = stats.intervalTokens;
+        state.windowCounts = stats.windowCounts.clone();
+        state.windowTokens = stats.windowTokens;
+        state.lastWindowDensity = stats.lastWindowDensity == null ? null : stats.lastWindowDensity.clone();
+        Checkpoints.write(output, state, sae.parameters().toFloatVector(), adam.state().toFloatVector());
+        listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));
+    }
+
+    private static void restore(FeatureStatistics stats, Checkpoints.TrainerState state) {
+        stats.tokensSinceFired = state.tokensSinceFired.clone();
+        stats.intervalCounts = state.intervalCounts.clone();
+        stats.intervalTokens = state.intervalTokens;
+        stats.windowCounts = state.windowCounts.clone();
+        stats.windowTokens = state.windowTokens;
+        stats.lastWindowDensity = state.lastWindowDensity == null ? null : state.lastWindowDensity.clone();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> configMap(SaeConfig config) {
+        return JSON.convertValue(config, LinkedHashMap.class);
+    }
+
+    private void checkSameConfig(Map<String, Object> saved, Path checkpoint) {
+        Map<String, Object> current = configMap(config);
+        // Cadences may change on resume; everything that shapes the result may not.
+        TreeSet<String> differing = new TreeSet<>();
+        for (String key : current.keySet()) {
+            if (key.equals("metricsEverySteps") || key.equals("checkpointEverySteps")) {
+                continue;
+            }
+            if (saved == null || !String.valueOf(current.get(key)).equals(String.valueOf(saved.get(key)))) {
+                differing.add(key);
+            }
+        }
+        if (!differing.isEmpty()) {
+            throw new IllegalStateException("checkpoint " + checkpoint + " was made with a different config (" + differing
+                    + "); resume with the run's original settings or choose a new output directory");
+        }
+    }
+
+    // ---- metrics ----
+
+    private void deleteMetrics() {
+        try {
+            Files.deleteIfExists(output.resolve("metrics.jsonl"));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot reset " + output.resolve("metrics.jsonl"), e);
+        }
+    }
+
+    /** Drops metrics lines written after the checkpoint being resumed (they will be recomputed). */
+    private void truncateMetrics(long step) {
+        Path file = output.resolve("metrics.jsonl");
+        if (!Files.exists(file)) {
+            return;
+        }
+        try {
+            List<String> kept = new ArrayList<>();
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                if (!line.isBlank() && JSON.readTree(line).path("step").asLong(Long.MAX_VALUE) <= step) {
+                    kept.add(line);
+                }
+            }
+            Path temp = file.resolveSibling(".metrics.jsonl.tmp");
+            Files.write(temp, kept, StandardCharsets.UTF_8);
+            Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot rewrite " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static final class Interval {
+        private final long startNanos = System.nanoTime();
+        private int steps;
+        private double loss;
+        private double mse;
+        private double sparsity;
+        private double auxiliary;
+        private double l0;
+
+        void add(SparseAutoencoder.LossParts parts) {
+            steps++;
+            loss += parts.total();
+            mse += parts.mse();
+            sparsity += parts.sparsity();
+            auxiliary += parts.auxiliary();
+            l0 += parts.l0();
+        }
+
+        Metrics metrics(long step, long totalSteps, long tokens, double fvu, FeatureStatistics stats, double lr,
+                        double lambda, int batchSize) {
+            double seconds = (System.nanoTime() - startNanos) / 1e9;
+            return new Metrics(step, totalSteps, tokens, loss / steps, mse / steps, sparsity / steps, auxiliary / steps,
+                    fvu, l0 / steps, stats.deadFraction(), stats.takeDenseFraction(), lr, lambda,
+                    seconds > 0 ? steps * (double) batchSize / seconds : 0);
+        }
+    }
+}
