@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
                 ForwardCommand.class,
                 TokenizeCommand.class,
                 CacheCommand.class,
+                TrainSaeCommand.class,
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
                 BenchCommand.class,

@@ -1,0 +1,182 @@
+package jobs.train;
+
+import activations.table.ActivationManifest;
+import activations.table.ActivationSource;
+import activations.table.ActivationTableReader;
+import activations.table.HookStatistics;
+import activations.table.MixingBuffer;
+import activations.table.RepeatedSource;
+import activations.table.TokenTableManifest;
+import activations.model.ParallelLoops;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.util.SerializableConfiguration;
+import org.nd4j.linalg.factory.Nd4j;
+import training.export.SaeLensExporter;
+import training.export.SaeLensMetadata;
+import training.sae.SaeConfig;
+import training.trainer.SaeTrainer;
+
+import java.io.IOException;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Trains SAEs on an activation cache: one run in this JVM, or a sweep of runs as Spark tasks, one
+ * run per task, each streaming only its hook's column. A run's output directory is a SAELens 6
+ * directory plus {@code metrics.jsonl}, {@code train_config.conf} and {@code checkpoints/}.
+ */
+public final class TrainSaeJob {
+
+    /** One run: which hook, which settings, where to (a class: runs travel through Spark's Kryo). */
+    public static final class Run implements Serializable {
+        private final String name;
+        private final String hook;
+        private final SaeSettings settings;
+        private final String out;
+
+        public Run(String name, String hook, SaeSettings settings, String out) {
+            this.name = name;
+            this.hook = hook;
+            this.settings = settings;
+            this.out = out;
+        }
+
+        public String name() {
+            return name;
+        }
+
+        public String hook() {
+            return hook;
+        }
+
+        public SaeSettings settings() {
+            return settings;
+        }
+
+        public String out() {
+            return out;
+        }
+    }
+
+    /** What a finished run reports (a class, not a record: it travels back through Spark's Kryo). */
+    public static final class Outcome implements Serializable {
+        public final String name;
+        public final String out;
+        public final long steps;
+        public final long tokens;
+        public final double fvu;
+        public final double l0;
+        public final double deadFraction;
+
+        Outcome(String name, String out, long steps, long tokens, double fvu, double l0, double deadFraction) {
+            this.name = name;
+            this.out = out;
+            this.steps = steps;
+            this.tokens = tokens;
+            this.fvu = fvu;
+            this.l0 = l0;
+            this.deadFraction = deadFraction;
+        }
+    }
+
+    private TrainSaeJob() {
+    }
+
+    /** Trains one SAE in this JVM; {@code resume} continues the run's newest checkpoint. */
+    public static Outcome train(Configuration conf, String activations, Run run, boolean resume,
+                                SaeTrainer.Listener progress) {
+        Path cacheDir = new Path(activations);
+        ActivationManifest manifest = ActivationManifest.read(conf, cacheDir);
+        int dIn = manifest.dim(run.hook());
+        if (dIn < 0) {
+            throw new IllegalArgumentException("hook '" + run.hook() + "' is not in the activation cache " + activations
+                    + "; it holds " + String.join(", ", manifest.hookNames()));
+        }
+        SaeConfig config = run.settings().toConfig(dIn).toBuilder()
+                .normalizationScale(normalizationScale(manifest, run.hook(), dIn))
+                .build();
+        java.nio.file.Path out = java.nio.file.Path.of(run.out());
+        if (!resume && Files.exists(out.resolve("cfg.json"))) {
+            throw new IllegalStateException("output directory " + out + " already holds a trained SAE; choose another --out");
+        }
+        SaeTrainer.Result result;
+        List<SaeTrainer.Metrics> last = new ArrayList<>();
+        try (ActivationSource source = new MixingBuffer(
+                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, List.of(run.hook())), run.settings().epochs()),
+                Math.max(config.batchSize(), run.settings().mixingBuffer()), run.settings().seed())) {
+            SaeTrainer trainer = new SaeTrainer(config, out).resume(resume).listener(m -> {
+                last.clear();
+                last.add(m);
+            });
+            if (progress != null) {
+                trainer.listener(progress);
+            }
+            result = trainer.train(source);
+        }
+        String model = manifest.modelId();
+        boolean prependBos = prependsBos(conf, manifest);
+        SaeLensExporter.export(result.sae(), result.normalizationScale(), result.featureDensity(),
+                new SaeLensMetadata(model, run.hook(), null, manifest.contextSize(), prependBos, activations), out);
+        try {
+            Files.writeString(out.resolve("train_config.conf"), "# " + run.name() + ": " + run.hook() + " of "
+                    + activations + "\nhook = \"" + run.hook() + "\"\nsae " + run.settings().render() + "\n");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + out.resolve("train_config.conf") + ": " + e.getMessage(), e);
+        }
+        SaeTrainer.Metrics m = last.isEmpty() ? null : last.get(0);
+        return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m == null ? Double.NaN : m.fvu(),
+                m == null ? Double.NaN : m.l0(), m == null ? Double.NaN : m.deadFraction());
+    }
+
+    /** Trains every run of a sweep, one Spark task per run. */
+    public static List<Outcome> sweep(SparkSession spark, String activations, List<Run> runs, boolean resume) {
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        ActivationManifest manifest = ActivationManifest.read(hadoop, new Path(activations));
+        for (Run run : runs) {
+            int d = manifest.dim(run.hook());
+            if (d < 0) {
+                throw new IllegalArgumentException("run " + run.name() + ": hook '" + run.hook() + "' is not in the activation cache "
+                        + activations + "; it holds " + String.join(", ", manifest.hookNames()));
+            }
+            run.settings().toConfig(d); // every run's settings are checked before any task starts
+        }
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        SerializableConfiguration conf = new SerializableConfiguration(hadoop);
+        return jsc.parallelize(runs, runs.size()).map(run -> {
+            TaskContext task = TaskContext.get();
+            if (task != null) {
+                // A run owns spark.task.cpus cores: no wider OpenMP or loop parallelism than that.
+                Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
+                ParallelLoops.limitCurrentThread(task.cpus());
+            }
+            return train(conf.value(), activations, run, resume, null);
+        }).collect();
+    }
+
+    /** sqrt(d) / E||x|| from the cache's statistics: inputs scaled to E||x|| = sqrt(d_in). */
+    static double normalizationScale(ActivationManifest manifest, String hook, int dIn) {
+        HookStatistics stats = manifest.statistics().get(hook);
+        if (stats == null || !(stats.meanNorm() > 0)) {
+            return 0; // estimated from the first batches instead
+        }
+        return Math.sqrt(dIn) / stats.meanNorm();
+    }
+
+    private static boolean prependsBos(Configuration conf, ActivationManifest manifest) {
+        if (manifest.sourceTokenTable() == null) {
+            return false;
+        }
+        try {
+            return TokenTableManifest.read(conf, new Path(manifest.sourceTokenTable())).bosId() != null;
+        } catch (RuntimeException e) {
+            return false; // the token table moved; the flag is informational
+        }
+    }
+}
