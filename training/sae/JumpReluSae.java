@@ -91,26 +91,28 @@ public final class JumpReluSae extends SparseAutoencoder {
             tanhOfScaledActivations(work);
             work.muli(work).rsubi(1.0);
             multiply(f, work, f);
-            f.sum(rowB, 0);
+            columnSums(f, rowB);
             normGrad.addi(rowB.muli(lambdaOverB * config.tanhScale()));
             rowA.assign(decoderNorms).muli(lambdaOverB * config.tanhScale());
             Nd4j.exec(new BroadcastMulOp(work, rowA, work, 1));
             df.addi(work);
         }
-        // work = K((z - theta)/eps) = 1{|z - theta| < eps/2}.
-        Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
+        // work = K((z - theta)/eps) = 1{|z - theta| < eps/2}; with L0, work still holds z - theta from activate().
+        if (tanh()) {
+            Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
+        }
         Transforms.abs(work, false);
         work.rsubi(bandwidth / 2);
         step(work, work, 0.0);
         gLogThreshold.assign(0);
         if (!tanh()) {
             // L0: dH/dtheta = -(1/eps) K, summed over the batch.
-            work.sum(rowB, 0);
+            columnSums(work, rowB);
             gLogThreshold.addi(rowB.muli(-lambdaOverB / bandwidth));
         }
         // Through f: dLoss/dtheta += sum_b dLoss/df * (-(theta/eps) K).
         multiply(work, df, work);
-        work.sum(rowB, 0);
+        columnSums(work, rowB);
         gLogThreshold.addi(rowB.muli(threshold).muli(-1.0 / bandwidth));
         // d/dlog_theta = theta d/dtheta.
         gLogThreshold.muli(threshold);
@@ -126,14 +128,14 @@ public final class JumpReluSae extends SparseAutoencoder {
         // gap = ReLU(theta - z); only dead features count.
         Nd4j.exec(new BroadcastRSubOp(z, threshold, gap, 1));
         Nd4j.exec(new RectifiedLinear(gap, gap, 0.0));
-        gap.sum(rowB, 0);
+        columnSums(gap, rowB);
         rowA.assign(decoderNorms).muli(deadMask);
         double loss = coefficient / batch * rowA.mul(rowB).sumNumber().doubleValue();
         if (backward) {
             double scale = coefficient / batch;
             normGrad.addi(rowB.muli(deadMask).muli(scale));
             step(gap, mask, 0.0); // theta > z
-            mask.sum(rowB, 0);
+            columnSums(mask, rowB);
             // d/dtheta = scale n dead count(theta > z), then d/dlog_theta = theta d/dtheta.
             gLogThreshold.addi(rowB.muli(rowA).muli(threshold).muli(scale));
             rowA.muli(scale);

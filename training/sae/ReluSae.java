@@ -29,7 +29,7 @@ public final class ReluSae extends SparseAutoencoder {
 
     @Override
     protected double sparsityLoss() {
-        f.sum(activationSums, 0);
+        columnSums(f, activationSums);
         return sparsityCoefficient / batch * activationSums.mul(decoderNorms).sumNumber().doubleValue();
     }
 

@@ -73,6 +73,7 @@ public abstract class SparseAutoencoder {
     protected INDArray work;
     protected INDArray xHat;
     protected INDArray err;
+    private INDArray onesRow;
 
     protected SparseAutoencoder(SaeConfig config, DataType dtype, int extraParameters) {
         if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE) {
@@ -259,6 +260,7 @@ public abstract class SparseAutoencoder {
         mask = Nd4j.create(dtype, rows, dSae);
         df = Nd4j.create(dtype, rows, dSae);
         work = Nd4j.create(dtype, rows, dSae);
+        onesRow = Nd4j.ones(dtype, 1, rows);
         onBatchBuffers(rows);
     }
 
@@ -291,7 +293,7 @@ public abstract class SparseAutoencoder {
         // err becomes dLoss/dx_hat = 2 (x_hat - x) / B.
         err.muli(2.0 / batch);
         Nd4j.gemm(f, err, gWDec, true, false, 1.0, 0.0);
-        err.sum(gBDec, 0);
+        columnSums(err, gBDec);
         Nd4j.gemm(err, wDec, df, false, true, 1.0, 0.0);
         normGrad.assign(0);
         sparsityBackward();
@@ -300,7 +302,7 @@ public abstract class SparseAutoencoder {
         double auxiliary = auxiliaryLoss(true, -batch / 2.0);
 
         Nd4j.gemm(xCentered, df, gWEnc, true, false, 1.0, 0.0);
-        df.sum(gBEnc, 0);
+        columnSums(df, gBEnc);
         // b_dec enters the encoder as -b_dec W_enc: its gradient there is -W_enc (sum_b dz).
         Nd4j.gemm(wEnc, gBEnc.reshape(dSae, 1), dInColumn, false, false, 1.0, 0.0);
         gBDec.subi(dInColumn.reshape(dIn));
@@ -419,7 +421,15 @@ public abstract class SparseAutoencoder {
 
     /** Column sums of mask: per-feature firing counts for the trainer's dead/dense tracking. */
     protected final void countFiring() {
-        mask.sum(fireCounts, 0);
+        columnSums(mask, fireCounts);
+    }
+
+    /**
+     * out[j] = sum_b m[b, j] for a [batch, n] buffer, as a ones-vector product: ND4J's
+     * {@code sum(out, 0)} on a [4096, 16384] array took ~470 ms against ~25 ms for this.
+     */
+    protected final void columnSums(INDArray m, INDArray out) {
+        Nd4j.gemm(onesRow, m, out.reshape(1, out.length()), false, false, 1.0, 0.0);
     }
 
     /** Largest value of the data type strictly below v, so {@code x > below(v)} means {@code x >= v}. */
