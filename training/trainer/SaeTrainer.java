@@ -129,13 +129,10 @@ public final class SaeTrainer {
         int batchSize = config.batchSize();
         int dIn = config.dIn();
         long totalSteps = config.totalSteps();
-        SparseAutoencoder sae = SparseAutoencoder.create(config, DataType.FLOAT);
-        ISchedule lrSchedule = Schedules.learningRate(config.learningRate(), config.lrWarmupSteps(), totalSteps,
-                config.lrDecayFraction());
-        ISchedule lambdaSchedule = Schedules.sparsityCoefficient(config.sparsityCoefficient(), config.sparsityWarmupSteps());
-        AdamOptimizer adam = new AdamOptimizer(sae.parameters().length(), lrSchedule, config.beta1(), config.beta2(),
-                config.adamEpsilon(), DataType.FLOAT);
-        FeatureStatistics stats = new FeatureStatistics(config.dSae(), config.deadWindowTokens(), config.denseThreshold());
+        SaeStep stepper = new SaeStep(config);
+        SparseAutoencoder sae = stepper.sae();
+        AdamOptimizer adam = stepper.adam();
+        FeatureStatistics stats = stepper.stats();
 
         INDArray batch = Nd4j.create(DataType.FLOAT, batchSize, dIn);
         FloatBuffer batchFloats = batch.data().asNio().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -147,10 +144,7 @@ public final class SaeTrainer {
         if (checkpoint.isPresent()) {
             Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
             checkSameConfig(loaded.state().config, checkpoint.get());
-            sae.parameters().assign(Nd4j.createFromArray(loaded.parameters()).reshape(sae.parameters().shape()));
-            adam.restoreState(Nd4j.createFromArray(loaded.adamState()));
-            sae.restoreTrainingState(loaded.state().architectureState);
-            restore(stats, loaded.state());
+            stepper.restore(loaded.state(), loaded.parameters(), loaded.adamState());
             step = loaded.state().step;
             tokens = loaded.state().tokens;
             scale = loaded.state().normalizationScale;
@@ -172,8 +166,6 @@ public final class SaeTrainer {
             deleteMetrics();
         }
 
-        boolean needsDeadMask = config.usesAuxK()
-                || (config.architecture() == SaeConfig.Architecture.JUMPRELU && config.preActLossCoefficient() > 0);
         Interval interval = new Interval();
         long lastCheckpointStep = step;
         try (BufferedWriter metrics = Files.newBufferedWriter(output.resolve("metrics.jsonl"), StandardCharsets.UTF_8,
@@ -185,19 +177,8 @@ public final class SaeTrainer {
                 }
                 batch.muli(scale);
                 checkFinite(batch, batchFloats, step, batchStart);
-                double lambda = lambdaSchedule.valueAt((int) step, 0);
-                sae.setSparsityCoefficient(lambda);
-                if (needsDeadMask) {
-                    sae.setDeadFeatures(stats.deadMask());
-                }
-                SparseAutoencoder.LossParts parts = sae.forwardBackward(batch);
-                if (!Double.isFinite(parts.total())) {
-                    throw new IllegalStateException("loss became " + parts.total() + " at step " + step
-                            + " (activations were finite); lower the learning rate or raise the gradient clipping, and resume from the last checkpoint");
-                }
-                GradientClipping.clipGlobalNorm(sae.gradients(), config.gradClipNorm());
-                adam.step(sae.parameters(), sae.gradients(), (int) step);
-                stats.update(sae.lastFireCounts().toDoubleVector(), batchSize);
+                double lambda = stepper.lambdaAt(step);
+                SparseAutoencoder.LossParts parts = stepper.run(batch, step);
                 tokens += batchSize;
                 step++;
                 interval.add(parts);
@@ -211,7 +192,7 @@ public final class SaeTrainer {
                     interval = new Interval();
                 }
                 if (config.checkpointEverySteps() > 0 && step % config.checkpointEverySteps() == 0) {
-                    writeCheckpoint(sae, adam, stats, step, tokens, source.position(), scale);
+                    writeCheckpoint(stepper, step, tokens, source.position(), scale);
                     lastCheckpointStep = step;
                 }
             }
@@ -219,7 +200,7 @@ public final class SaeTrainer {
             throw new UncheckedIOException("cannot write metrics in " + output + ": " + e.getMessage(), e);
         }
         if (lastCheckpointStep != step) {
-            writeCheckpoint(sae, adam, stats, step, tokens, source.position(), scale);
+            writeCheckpoint(stepper, step, tokens, source.position(), scale);
         }
         return new Result(sae, scale, step, tokens, stats.featureDensity());
     }
@@ -303,33 +284,11 @@ public final class SaeTrainer {
 
     // ---- checkpoints ----
 
-    private void writeCheckpoint(SparseAutoencoder sae, AdamOptimizer adam, FeatureStatistics stats, long step,
-                                 long tokens, long dataPosition, double scale) {
-        Checkpoints.TrainerState state = new Checkpoints.TrainerState();
-        state.step = step;
-        state.tokens = tokens;
-        state.dataPosition = dataPosition;
-        state.normalizationScale = scale;
-        state.seed = config.seed();
+    private void writeCheckpoint(SaeStep stepper, long step, long tokens, long dataPosition, double scale) {
+        Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition, scale);
         state.config = configMap(config);
-        state.architectureState = sae.trainingState();
-        state.tokensSinceFired = stats.tokensSinceFired.clone();
-        state.intervalCounts = stats.intervalCounts.clone();
-        state.intervalTokens = stats.intervalTokens;
-        state.windowCounts = stats.windowCounts.clone();
-        state.windowTokens = stats.windowTokens;
-        state.lastWindowDensity = stats.lastWindowDensity == null ? null : stats.lastWindowDensity.clone();
-        Checkpoints.write(output, state, sae.parameters().toFloatVector(), adam.state().toFloatVector());
+        Checkpoints.write(output, state, stepper.sae().parameters().toFloatVector(), stepper.adam().state().toFloatVector());
         listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));
-    }
-
-    private static void restore(FeatureStatistics stats, Checkpoints.TrainerState state) {
-        stats.tokensSinceFired = state.tokensSinceFired.clone();
-        stats.intervalCounts = state.intervalCounts.clone();
-        stats.intervalTokens = state.intervalTokens;
-        stats.windowCounts = state.windowCounts.clone();
-        stats.windowTokens = state.windowTokens;
-        stats.lastWindowDensity = state.lastWindowDensity == null ? null : state.lastWindowDensity.clone();
     }
 
     @SuppressWarnings("unchecked")
