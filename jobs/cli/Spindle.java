@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
                 BenchCommand.class,
+                EvaluateCommand.class,
+                FeaturesCommand.class,
         })
 public final class Spindle implements Runnable {
 

@@ -1,0 +1,87 @@
+package training.evaluation;
+
+import java.io.Serializable;
+
+/**
+ * Next-token cross-entropy of the clean model, the model with the hook spliced (replaced by the
+ * dictionary's reconstruction) and with the hook zero-ablated, and KL(clean || spliced), summed over
+ * predicted positions (every position t of a sequence predicting token t+1) and mergeable.
+ */
+public final class NextTokenLoss implements Serializable {
+
+    private static final long serialVersionUID = 1L;
+
+    public long positions;
+    public double cleanSum;
+    public double splicedSum;
+    public double zeroSum;
+    public double klSum;
+
+    /**
+     * Adds one batch: logits are [batch * seqLen, vocab] row-major (row b * seqLen + t),
+     * tokens[b] the sequence that was run.
+     */
+    public void add(float[] clean, float[] spliced, float[] zero, int[][] tokens, int seqLen, int vocab) {
+        for (int b = 0; b < tokens.length; b++) {
+            for (int t = 0; t + 1 < seqLen; t++) {
+                int offset = (b * seqLen + t) * vocab;
+                int target = tokens[b][t + 1];
+                double cleanNorm = logSumExp(clean, offset, vocab);
+                double splicedNorm = logSumExp(spliced, offset, vocab);
+                cleanSum += cleanNorm - clean[offset + target];
+                splicedSum += splicedNorm - spliced[offset + target];
+                zeroSum += logSumExp(zero, offset, vocab) - zero[offset + target];
+                double kl = 0;
+                for (int v = 0; v < vocab; v++) {
+                    double logP = clean[offset + v] - cleanNorm;
+                    double logQ = spliced[offset + v] - splicedNorm;
+                    kl += Math.exp(logP) * (logP - logQ);
+                }
+                klSum += kl;
+                positions++;
+            }
+        }
+    }
+
+    private static double logSumExp(float[] logits, int offset, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, logits[offset + i]);
+        }
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            s += Math.exp(logits[offset + i] - max);
+        }
+        return max + Math.log(s);
+    }
+
+    public NextTokenLoss merge(NextTokenLoss other) {
+        positions += other.positions;
+        cleanSum += other.cleanSum;
+        splicedSum += other.splicedSum;
+        zeroSum += other.zeroSum;
+        klSum += other.klSum;
+        return this;
+    }
+
+    public double clean() {
+        return cleanSum / positions;
+    }
+
+    public double spliced() {
+        return splicedSum / positions;
+    }
+
+    public double zeroAblated() {
+        return zeroSum / positions;
+    }
+
+    public double kl() {
+        return klSum / positions;
+    }
+
+    /** (CE_zero - CE_spliced) / (CE_zero - CE_clean): 1 when splicing loses nothing, 0 when it is as bad as ablation. */
+    public double ceScore() {
+        return (zeroSum - splicedSum) / (zeroSum - cleanSum);
+    }
+}
