@@ -15,6 +15,7 @@ public final class RepeatedSource implements ActivationSource {
     private ActivationSource current;
     private int epoch;
     private long position;
+    private final long rowsPerEpoch;
 
     public RepeatedSource(Supplier<ActivationSource> open, int epochs) {
         if (epochs < 1) {
@@ -23,6 +24,8 @@ public final class RepeatedSource implements ActivationSource {
         this.open = open;
         this.epochs = epochs;
         this.current = open.get();
+        // A table reader knows its row count, which lets skip() jump epochs without reading them.
+        this.rowsPerEpoch = current instanceof ActivationTableReader reader ? reader.rowCount() : -1;
     }
 
     @Override
@@ -50,6 +53,29 @@ public final class RepeatedSource implements ActivationSource {
             epoch++;
             current = open.get();
         }
+    }
+
+    @Override
+    public void skip(long rows) {
+        if (rowsPerEpoch <= 0) {
+            ActivationSource.super.skip(rows);
+            return;
+        }
+        long target = position + rows;
+        int targetEpoch = (int) (target / rowsPerEpoch);
+        if (targetEpoch >= epochs) {
+            throw new IllegalStateException("cannot skip to row " + target + ": " + epochs + " epochs of " + rowsPerEpoch
+                    + " rows end before it; resume with the settings the run started with");
+        }
+        if (targetEpoch != epoch) {
+            current.close();
+            epoch = targetEpoch;
+            current = open.get();
+            current.skip(target % rowsPerEpoch);
+        } else {
+            current.skip(rows);
+        }
+        position = target;
     }
 
     @Override

@@ -2,6 +2,7 @@ package jobs.cli;
 
 import com.typesafe.config.ConfigFactory;
 import jobs.spark.SparkSessions;
+import jobs.train.DataParallelSae;
 import jobs.train.SaeSettings;
 import jobs.train.SweepPlan;
 import jobs.train.TrainSaeJob;
@@ -63,6 +64,12 @@ public final class TrainSaeCommand implements Callable<Integer> {
     @Option(names = "--conf", description = "Sweep configuration file (HOCON): runs as Spark tasks.")
     Path conf;
 
+    @Option(names = "--replicas", defaultValue = "1", description = "Data-parallel replicas (Spark tasks) training one SAE on disjoint parts of the cache (default: ${DEFAULT-VALUE}: train in this JVM).")
+    int replicas;
+
+    @Option(names = "--sync-every", defaultValue = "1", description = "With --replicas: average parameters and Adam moments every K local steps; 1 = synchronous gradient averaging (default: ${DEFAULT-VALUE}).")
+    int syncEvery;
+
     @Option(names = "--resume", description = "Continue from the newest checkpoint in the output directory.")
     boolean resume;
 
@@ -78,8 +85,18 @@ public final class TrainSaeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("give --activations, --hook and --out (or --conf FILE for a sweep)");
         }
         TrainSaeJob.Run run = new TrainSaeJob.Run(hook, hook, SaeSettings.of(ConfigFactory.parseMap(overrides()), "the command line"), out);
-        TrainSaeJob.Outcome outcome = TrainSaeJob.train(new Configuration(), activations, run, resume,
-                SaeTrainer.consoleProgress(System.out));
+        TrainSaeJob.Outcome outcome;
+        if (replicas > 1) {
+            SparkSession spark = SparkSessions.create("spindle train-sae (data-parallel)", master);
+            try {
+                outcome = DataParallelSae.train(spark, activations, run, replicas, syncEvery, resume,
+                        SaeTrainer.consoleProgress(System.out));
+            } finally {
+                spark.stop();
+            }
+        } else {
+            outcome = TrainSaeJob.train(new Configuration(), activations, run, resume, SaeTrainer.consoleProgress(System.out));
+        }
         System.out.printf(Locale.ROOT, "SAE written to %s: %d steps, %,d tokens, FVU %.4f, L0 %.1f, dead %.1f%%%n",
                 outcome.out, outcome.steps, outcome.tokens, outcome.fvu, outcome.l0, 100 * outcome.deadFraction);
         return 0;

@@ -120,19 +120,23 @@ public final class TrainSaeJob {
             }
             result = trainer.train(source);
         }
-        String model = manifest.modelId();
-        boolean prependBos = prependsBos(conf, manifest);
-        SaeLensExporter.export(result.sae(), result.normalizationScale(), result.featureDensity(),
-                new SaeLensMetadata(model, run.hook(), null, manifest.contextSize(), prependBos, activations), out);
+        export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
+        SaeTrainer.Metrics m = last.isEmpty() ? null : last.get(0);
+        return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m == null ? Double.NaN : m.fvu(),
+                m == null ? Double.NaN : m.l0(), m == null ? Double.NaN : m.deadFraction());
+    }
+
+    /** Writes the SAELens directory (scale folded into the weights) and train_config.conf into {@code out}. */
+    static void export(Configuration conf, String activations, ActivationManifest manifest, Run run, java.nio.file.Path out,
+                       training.sae.SparseAutoencoder sae, double scale, double[] featureDensity) {
+        SaeLensExporter.export(sae, scale, featureDensity, new SaeLensMetadata(manifest.modelId(), run.hook(), null,
+                manifest.contextSize(), prependsBos(conf, manifest), activations), out);
         try {
             Files.writeString(out.resolve("train_config.conf"), "# " + run.name() + ": " + run.hook() + " of "
                     + activations + "\nhook = \"" + run.hook() + "\"\nsae " + run.settings().render() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + out.resolve("train_config.conf") + ": " + e.getMessage(), e);
         }
-        SaeTrainer.Metrics m = last.isEmpty() ? null : last.get(0);
-        return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m == null ? Double.NaN : m.fvu(),
-                m == null ? Double.NaN : m.l0(), m == null ? Double.NaN : m.deadFraction());
     }
 
     /** Trains every run of a sweep, one Spark task per run. */

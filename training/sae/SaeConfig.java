@@ -42,7 +42,7 @@ public record SaeConfig(
         int metricsEverySteps,
         int checkpointEverySteps,
         double normalizationScale,
-        int normalizationBatches) {
+        int normalizationBatches) implements java.io.Serializable {
 
     public enum Architecture {
         RELU, JUMPRELU, TOPK, BATCHTOPK;

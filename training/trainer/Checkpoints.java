@@ -75,7 +75,7 @@ public final class Checkpoints {
         }
     }
 
-    static void write(Path output, TrainerState state, float[] parameters, float[] adamState) {
+    public static void write(Path output, TrainerState state, float[] parameters, float[] adamState) {
         Path root = root(output);
         Path target = root.resolve(PREFIX + String.format("%09d", state.step));
         Path temp = root.resolve(".tmp-" + PREFIX + state.step + "-" + ProcessHandle.current().pid());
@@ -101,10 +101,10 @@ public final class Checkpoints {
         }
     }
 
-    record Loaded(TrainerState state, float[] parameters, float[] adamState) {
+    public record Loaded(TrainerState state, float[] parameters, float[] adamState) {
     }
 
-    static Loaded read(Path dir) {
+    public static Loaded read(Path dir) {
         TrainerState state;
         try {
             state = JSON.readValue(dir.resolve("trainer.json").toFile(), TrainerState.class);

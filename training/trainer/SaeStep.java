@@ -116,4 +116,12 @@ public final class SaeStep {
         stats.windowTokens = state.windowTokens;
         stats.lastWindowDensity = state.lastWindowDensity == null ? null : state.lastWindowDensity.clone();
     }
+
+    /** Fraction of variance unexplained of a batch and its reconstruction. */
+    public static double fvu(INDArray x, INDArray reconstruction) {
+        double residual = x.squaredDistance(reconstruction);
+        INDArray centered = x.subRowVector(x.mean(0));
+        double variance = centered.norm2Number().doubleValue();
+        return variance > 0 ? residual / (variance * variance) : Double.NaN;
+    }
 }

@@ -183,7 +183,7 @@ public final class SaeTrainer {
                 step++;
                 interval.add(parts);
                 if (step % config.metricsEverySteps() == 0 || step == totalSteps) {
-                    Metrics m = interval.metrics(step, totalSteps, tokens, fvu(batch, sae.lastReconstruction()), stats,
+                    Metrics m = interval.metrics(step, totalSteps, tokens, SaeStep.fvu(batch, sae.lastReconstruction()), stats,
                             adam.learningRate((int) step - 1), lambda, batchSize);
                     metrics.write(JSON.writeValueAsString(m));
                     metrics.newLine();
@@ -275,12 +275,6 @@ public final class SaeTrainer {
         throw new IllegalStateException("activations at step " + step + " are too large to sum in fp32; pass a normalization scale");
     }
 
-    private static double fvu(INDArray x, INDArray reconstruction) {
-        double residual = x.squaredDistance(reconstruction);
-        INDArray centered = x.subRowVector(x.mean(0));
-        double variance = centered.norm2Number().doubleValue();
-        return variance > 0 ? residual / (variance * variance) : Double.NaN;
-    }
 
     // ---- checkpoints ----
 

@@ -7,13 +7,13 @@ import java.util.Random;
  * that are sparse non-negative combinations of them (each feature active with probability
  * {@code activeMean / features}, coefficient uniform in [0.5, 1.5]) plus Gaussian noise.
  */
-final class SyntheticDictionary {
+public final class SyntheticDictionary {
 
     final int dIn;
     final int features;
     final double[][] directions;
 
-    SyntheticDictionary(int dIn, int features, long seed) {
+    public SyntheticDictionary(int dIn, int features, long seed) {
         this.dIn = dIn;
         this.features = features;
         Random random = new Random(seed);
@@ -32,7 +32,7 @@ final class SyntheticDictionary {
     }
 
     /** {@code rows} samples, row-major. */
-    float[] samples(int rows, double activeMean, double noise, long seed) {
+    public float[] samples(int rows, double activeMean, double noise, long seed) {
         Random random = new Random(seed);
         float[] out = new float[rows * dIn];
         double p = activeMean / features;
