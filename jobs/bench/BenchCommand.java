@@ -48,6 +48,13 @@ public final class BenchCommand implements Callable<Integer> {
             Figure gemm = quick ? GemmBenchmark.run(2048, 768, 4096, gemmSeconds) : GemmBenchmark.run(4096, 768, 16384, gemmSeconds);
             figures.add(gemm);
             report(gemm);
+            SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
+            figures.add(sae.figure());
+            report(sae.figure());
+            Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
+                    sae.trainerRowsPerSecond());
+            figures.add(reader);
+            report(reader);
             int layers = quick ? 4 : 12;
             Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
             Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
