@@ -150,7 +150,8 @@ class CacheJobTest {
         assertTrue(attempts.size() >= 1, "other shards committed before the failure");
 
         CacheJob.Result resumed = CacheJob.run(spark, options(List.of("blocks.1.hook_mlp_out"), "resumed"));
-        assertEquals(attempts.size(), resumed.resumedShards());
+        // Tasks still running when the failed job aborted may have committed more shards since: at least these.
+        assertTrue(resumed.resumedShards() >= attempts.size(), resumed.resumedShards() + " resumed shards");
         assertTrue(resumed.computedRows() < sequences * 32, "only the missing shards were computed");
         Map<String, String> after = new HashMap<>();
         for (ShardSummary s : ActivationManifest.listCommittedShards(new Configuration(),

@@ -54,7 +54,7 @@ public final class SyntheticDictionary {
     }
 
     /** Fraction of true features whose best-matching decoder row (cosine) reaches {@code minCosine}. */
-    double recovered(float[] decoder, int dSae, double minCosine) {
+    public double recovered(float[] decoder, int dSae, double minCosine) {
         int found = 0;
         double[] norms = new double[dSae];
         for (int i = 0; i < dSae; i++) {
