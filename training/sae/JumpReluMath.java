@@ -1,0 +1,123 @@
+package training.sae;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastRSubOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
+import org.nd4j.linalg.api.ops.impl.scalar.RectifiedLinear;
+import org.nd4j.linalg.api.ops.impl.scalar.Step;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * The JumpReLU forward pass, its tanh sparsity penalty, the pre-activation loss and their
+ * straight-through backward passes (REFERENCE section 2), on caller-owned preallocated arrays so
+ * that the JumpReLU SAE and each layer of the cross-layer transcoder share one implementation.
+ * Shapes: pre-activations {@code z}, {@code f}, {@code df}, {@code work}, {@code mask} are
+ * [batch, n]; thresholds, decoder norms and the [n] scratch rows are vectors of the n features.
+ *
+ * <p>Pseudo-derivatives (rectangle kernel {@code K(u) = 1{|u| < 1/2}}, bandwidth eps):
+ * {@code df/dtheta = -(theta/eps) K((z - theta)/eps)}, {@code dH/dtheta = -(1/eps) K(...)},
+ * {@code df/dz = H(z - theta)}; no gradient reaches z through the step of the L0 term.
+ */
+public final class JumpReluMath {
+
+    private JumpReluMath() {
+    }
+
+    /** threshold := exp(logThreshold); mask := H(z - threshold) (strict {@code >}); f := z * mask. {@code work} is scratch. */
+    public static void activate(INDArray z, INDArray logThreshold, INDArray threshold, INDArray work, INDArray mask, INDArray f) {
+        threshold.assign(logThreshold);
+        Transforms.exp(threshold, false);
+        Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
+        Nd4j.exec(new Step(work, mask, 0.0));
+        Nd4j.exec(new MulOp(z, mask, f));
+    }
+
+    /** out := tanh(c f_i n_i); {@code row} is [n] scratch. */
+    public static void tanhOfScaledActivations(INDArray f, INDArray decoderNorms, double tanhScale, INDArray row, INDArray out) {
+        row.assign(decoderNorms).muli(tanhScale);
+        Nd4j.exec(new BroadcastMulOp(f, row, out, 1));
+        Transforms.tanh(out, false);
+    }
+
+    /** {@code lambdaOverBatch * sum tanh(c f n)}, using {@code scratch} [batch, n]. */
+    public static double tanhPenalty(INDArray f, INDArray decoderNorms, double tanhScale, double lambdaOverBatch,
+                                     INDArray row, INDArray scratch) {
+        tanhOfScaledActivations(f, decoderNorms, tanhScale, row, scratch);
+        return lambdaOverBatch * scratch.sumNumber().doubleValue();
+    }
+
+    /**
+     * Backward pass of the sparsity term and of the straight-through threshold gradient of
+     * everything that reaches f. On entry {@code df} holds dLoss/df of the other terms; on exit it
+     * also holds the tanh term's dLoss/df (when {@code tanh}). Adds the tanh term's
+     * dLoss/d||W_dec,i|| to {@code normGrad}, and OVERWRITES {@code gLogThreshold} with
+     * dLoss/dlog_theta (sparsity term + straight-through of df). {@code f} and {@code work} are
+     * destroyed (used as scratch); {@code rowA}, {@code rowB} are [n] scratch.
+     */
+    public static void sparsityBackward(INDArray z, INDArray f, INDArray df, INDArray work, INDArray threshold,
+                                        INDArray decoderNorms, INDArray normGrad, INDArray gLogThreshold,
+                                        INDArray rowA, INDArray rowB, double lambdaOverBatch, double tanhScale,
+                                        double bandwidth, boolean tanh) {
+        if (tanh) {
+            // d/df tanh(c f n) = c n (1 - t^2); d/dn = c f (1 - t^2).
+            tanhOfScaledActivations(f, decoderNorms, tanhScale, rowA, work);
+            work.muli(work).rsubi(1.0);
+            Nd4j.exec(new MulOp(f, work, f));
+            f.sum(rowB, 0);
+            normGrad.addi(rowB.muli(lambdaOverBatch * tanhScale));
+            rowA.assign(decoderNorms).muli(lambdaOverBatch * tanhScale);
+            Nd4j.exec(new BroadcastMulOp(work, rowA, work, 1));
+            df.addi(work);
+        }
+        // work = K((z - theta)/eps) = 1{|z - theta| < eps/2}.
+        Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
+        Transforms.abs(work, false);
+        work.rsubi(bandwidth / 2);
+        Nd4j.exec(new Step(work, work, 0.0));
+        gLogThreshold.assign(0);
+        if (!tanh) {
+            // L0: dH/dtheta = -(1/eps) K, summed over the batch.
+            work.sum(rowB, 0);
+            gLogThreshold.addi(rowB.muli(-lambdaOverBatch / bandwidth));
+        }
+        // Through f: dLoss/dtheta += sum_b dLoss/df * (-(theta/eps) K).
+        Nd4j.exec(new MulOp(work, df, work));
+        work.sum(rowB, 0);
+        gLogThreshold.addi(rowB.muli(threshold).muli(-1.0 / bandwidth));
+        // d/dlog_theta = theta d/dtheta.
+        gLogThreshold.muli(threshold);
+    }
+
+    /**
+     * The pre-activation loss {@code coefficientOverBatch * sum_b sum_i dead_i ReLU(theta_i - z_bi) n_i}.
+     * With {@code backward}: subtracts its dz from {@code df} (a direct term, not through the
+     * activation), adds its dLoss/dn to {@code normGrad} and its dLoss/dlog_theta to
+     * {@code gLogThreshold}; {@code gap} and {@code mask} [batch, n] are scratch (destroyed).
+     */
+    public static double preActivationLoss(INDArray z, INDArray threshold, INDArray decoderNorms, INDArray deadMask,
+                                           double coefficientOverBatch, boolean backward, INDArray gap, INDArray mask,
+                                           INDArray df, INDArray normGrad, INDArray gLogThreshold,
+                                           INDArray rowA, INDArray rowB) {
+        // gap = ReLU(theta - z); only dead features count.
+        Nd4j.exec(new BroadcastRSubOp(z, threshold, gap, 1));
+        Nd4j.exec(new RectifiedLinear(gap, gap, 0.0));
+        gap.sum(rowB, 0);
+        rowA.assign(decoderNorms).muli(deadMask);
+        double loss = coefficientOverBatch * rowA.mul(rowB).sumNumber().doubleValue();
+        if (backward) {
+            double scale = coefficientOverBatch;
+            normGrad.addi(rowB.muli(deadMask).muli(scale));
+            Nd4j.exec(new Step(gap, mask, 0.0)); // theta > z
+            mask.sum(rowB, 0);
+            // d/dtheta = scale n dead count(theta > z), then d/dlog_theta = theta d/dtheta.
+            gLogThreshold.addi(rowB.muli(rowA).muli(threshold).muli(scale));
+            rowA.muli(scale);
+            Nd4j.exec(new BroadcastMulOp(mask, rowA, mask, 1));
+            df.subi(mask);
+        }
+        return loss;
+    }
+}
