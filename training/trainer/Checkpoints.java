@@ -35,6 +35,10 @@ public final class Checkpoints {
         public long tokens;
         public long dataPosition;
         public double normalizationScale;
+        /** Transcoders: the target's scale (the input's is normalizationScale). */
+        public double targetNormalizationScale;
+        /** Cross-layer transcoders: per-layer input scales then per-layer target scales. */
+        public double[] normalizationScales;
         public long seed;
         public Map<String, Object> config;
         public double[] architectureState;
@@ -49,7 +53,7 @@ public final class Checkpoints {
     private Checkpoints() {
     }
 
-    static Path root(Path output) {
+    public static Path root(Path output) {
         return output.resolve(DIRECTORY);
     }
 
@@ -67,7 +71,7 @@ public final class Checkpoints {
         }
     }
 
-    static long stepOf(Path dir) {
+    public static long stepOf(Path dir) {
         try {
             return Long.parseLong(dir.getFileName().toString().substring(PREFIX.length()));
         } catch (NumberFormatException e) {
@@ -75,7 +79,7 @@ public final class Checkpoints {
         }
     }
 
-    static void write(Path output, TrainerState state, float[] parameters, float[] adamState) {
+    public static void write(Path output, TrainerState state, float[] parameters, float[] adamState) {
         Path root = root(output);
         Path target = root.resolve(PREFIX + String.format("%09d", state.step));
         Path temp = root.resolve(".tmp-" + PREFIX + state.step + "-" + ProcessHandle.current().pid());
@@ -101,10 +105,10 @@ public final class Checkpoints {
         }
     }
 
-    record Loaded(TrainerState state, float[] parameters, float[] adamState) {
+    public record Loaded(TrainerState state, float[] parameters, float[] adamState) {
     }
 
-    static Loaded read(Path dir) {
+    public static Loaded read(Path dir) {
         TrainerState state;
         try {
             state = JSON.readValue(dir.resolve("trainer.json").toFile(), TrainerState.class);
