@@ -25,7 +25,7 @@ import java.util.Arrays;
  * top-k for a set configured so), and the prediction of layer t is
  * {@code sum_{l <= t} a_l W_dec[l -> t] + b_dec_t} (a set: l = t only, plus {@code x_t W_skip^T}).
  */
-public final class CircuitTracerDictionary {
+public final class CircuitTracerDictionary implements training.clt.MlpTranscoder {
 
     private final String kind;
     private final String featureInputHook;
@@ -189,6 +189,7 @@ public final class CircuitTracerDictionary {
     }
 
     /** Feature activations [n, F] of layer l from raw inputs [n, d]. */
+    @Override
     public INDArray encode(int layer, INDArray x) {
         INDArray z = x.castTo(DataType.FLOAT).mmul(wEncT[layer]).addiRowVector(bEnc[layer]);
         if (threshold[layer] != null) {
@@ -221,6 +222,7 @@ public final class CircuitTracerDictionary {
      * Prediction [n, d_out] of target layer t from the activations of every layer (index = source
      * layer; a set uses only index t) and, for skip transcoders, the raw inputs (may be null otherwise).
      */
+    @Override
     public INDArray decode(int target, INDArray[] activations, INDArray[] inputs) {
         INDArray out;
         if (kind.equals("transcoder_set")) {
@@ -255,8 +257,10 @@ public final class CircuitTracerDictionary {
 
     /** "cross_layer_transcoder" or "transcoder_set". */
     public String kind() { return kind; }
+    @Override
     public String featureInputHook() { return featureInputHook; }
     public String featureOutputHook() { return featureOutputHook; }
+    @Override
     public int layers() { return layers; }
     public int dModel() { return dModel; }
     public int featuresPerLayer() { return features; }
