@@ -353,9 +353,9 @@ public final class CrossLayerTranscoder {
         computeDecoderNorms();
         for (int l = 0; l < layers; l++) {
             Nd4j.gemm(x[l], wEnc[l], z[l], false, false, 1.0, 0.0);
-            z[l].addiRowVector(bEnc[l]);
-            JumpReluMath.activate(z[l], logThreshold[l], threshold[l], work, mask, f[l]);
-            mask.sum(fireCountViews[l], 0);
+            threshold[l].assign(logThreshold[l]);
+            Transforms.exp(threshold[l], false);
+            JumpReluMath.fusedActivate(z[l], bEnc[l], threshold[l], f[l], fireCountViews[l]);
         }
         for (int t = 0; t < layers; t++) {
             yHat[t].assign(0).addiRowVector(bDec[t]);
@@ -368,7 +368,8 @@ public final class CrossLayerTranscoder {
         }
     }
 
-    private LossParts lossParts() {
+    /** MSE and L0 from the forward state; the penalties too unless the backward pass computes them on its way. */
+    private LossParts lossParts(boolean penalties) {
         double[] mseByLayer = new double[layers];
         double[] l0ByLayer = new double[layers];
         double mse = 0;
@@ -380,6 +381,9 @@ public final class CrossLayerTranscoder {
             mseByLayer[l] = n * n / batch;
             mse += mseByLayer[l];
             l0ByLayer[l] = fireCountViews[l].sumNumber().doubleValue() / batch;
+            if (!penalties) {
+                continue;
+            }
             sparsity += JumpReluMath.tanhPenalty(f[l], decoderNorms[l], config.tanhScale(), sparsityCoefficient / batch, rowA, work);
             if (coefficient > 0 && deadCount[l] > 0) {
                 preActivation += JumpReluMath.preActivationLoss(z[l], threshold[l], decoderNorms[l], deadMask[l], coefficient / batch,
@@ -393,14 +397,16 @@ public final class CrossLayerTranscoder {
     public LossParts loss(INDArray[] x, INDArray[] y) {
         checkInputs(x, y);
         forward(x, y);
-        return lossParts();
+        return lossParts(true);
     }
 
     /** Forward and backward pass: fills {@link #gradients()} and {@link #lastFireCounts()}. */
     public LossParts forwardBackward(INDArray[] x, INDArray[] y) {
         checkInputs(x, y);
         forward(x, y);
-        LossParts parts = lossParts();
+        LossParts mseParts = lossParts(false);
+        double sparsity = 0;
+        double preActivation = 0;
 
         double coefficient = config.preActLossCoefficient();
         for (int t = 0; t < layers; t++) {
@@ -414,19 +420,12 @@ public final class CrossLayerTranscoder {
                 Nd4j.gemm(err[t], wDec[l][t - l], df, false, true, 1.0, t == l ? 0.0 : 1.0);
             }
             normGrad[l].assign(0);
-            // The activation mask of layer l (the shared buffer held the last layer's).
-            Nd4j.exec(new BroadcastSubOp(z[l], threshold[l], work, 1));
-            Nd4j.exec(new Step(work, mask, 0.0));
-            INDArray layerMask = mask;
-            JumpReluMath.sparsityBackward(z[l], f[l], df, work, threshold[l], decoderNorms[l], normGrad[l], gLogThreshold[l],
-                    rowA, rowB, sparsityCoefficient / batch, config.tanhScale(), config.bandwidth(), true);
-            df.muli(layerMask); // dLoss/dz through the activation
-            if (coefficient > 0 && deadCount[l] > 0) {
-                JumpReluMath.preActivationLoss(z[l], threshold[l], decoderNorms[l], deadMask[l], coefficient / batch, true,
-                        f[l], mask, df, normGrad[l], gLogThreshold[l], rowA, rowB);
-            }
+            double[] penalties = JumpReluMath.fusedTanhBackward(z[l], f[l], df, threshold[l], decoderNorms[l], deadMask[l],
+                    normGrad[l], gLogThreshold[l], gBEnc[l], sparsityCoefficient / batch, config.tanhScale(), config.bandwidth(),
+                    deadCount[l] > 0 ? coefficient / batch : 0);
+            sparsity += penalties[0];
+            preActivation += penalties[1];
             Nd4j.gemm(xInput[l], df, gWEnc[l], true, false, 1.0, 0.0);
-            df.sum(gBEnc[l], 0);
             // Norm-weighted penalties: dn/dW_dec[l -> t]_i = W_dec[l -> t]_i / n_i.
             if (normGrad[l].amaxNumber().doubleValue() != 0) {
                 rowA.assign(normGrad[l]).divi(decoderNorms[l]);
@@ -436,7 +435,8 @@ public final class CrossLayerTranscoder {
                 }
             }
         }
-        return parts;
+        return new LossParts(mseParts.mse() + sparsity + preActivation, mseParts.mse(), sparsity, preActivation,
+                mseParts.mseByLayer(), mseParts.l0ByLayer());
     }
 
     /** Feature activations of layer l for (normalized) inputs [n, d] -> [n, F]; allocates. */
