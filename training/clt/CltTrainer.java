@@ -130,6 +130,29 @@ public final class CltTrainer {
         return this;
     }
 
+    /**
+     * The per-layer scales sqrt(d) / mean ||v|| from an activation cache's manifest statistics,
+     * for {@link #normalizationScales}: {inputScales, targetScales} for the interleaved hooks
+     * {@code [in_0, out_0, in_1, out_1, ...]}.
+     */
+    public static double[][] scalesFromManifest(activations.table.ActivationManifest manifest, List<String> interleavedHooks) {
+        if (interleavedHooks.size() % 2 != 0) {
+            throw new IllegalArgumentException("hooks must come in [in, out] pairs per layer, got " + interleavedHooks.size());
+        }
+        int layers = interleavedHooks.size() / 2;
+        double[][] scales = new double[2][layers];
+        for (int h = 0; h < interleavedHooks.size(); h++) {
+            String hook = interleavedHooks.get(h);
+            activations.table.HookStatistics stats = manifest.statistics() == null ? null : manifest.statistics().get(hook);
+            if (stats == null || !(stats.meanNorm() > 0)) {
+                throw new IllegalArgumentException("the cache manifest has no norm statistics for " + hook
+                        + "; let the trainer estimate the scales from the first batches instead");
+            }
+            scales[h % 2][h / 2] = Math.sqrt(stats.dim()) / stats.meanNorm();
+        }
+        return scales;
+    }
+
     public Result train(ActivationSource source) {
         int layers = config.layers();
         int d = config.dModel();

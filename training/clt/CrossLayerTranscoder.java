@@ -28,7 +28,8 @@ import java.util.SplittableRandom;
  * + {@code lambda_p/B sum_b sum_{dead (l,i)} ReLU(theta_li - z_bli) n_li}, where {@code n_li} is the
  * norm of feature (l, i)'s decoders concatenated over its target layers. JumpReLU uses the
  * straight-through rectangle-kernel pseudo-derivatives of {@link JumpReluMath} (shared with the
- * JumpReLU SAE).
+ * JumpReLU SAE); the training pass uses its fused single-pass forms, since op-by-op elementwise
+ * passes over [batch, F] are memory-bound and cost more than the gemms at CLT sizes.
  *
  * <p>Parameters live in ONE flat row vector (layout: for each layer l: W_enc[l] [d, F], b_enc[l]
  * [F], log_theta[l] [F]; then b_dec[l'] [d] for each l'; then W_dec[l -> l'] [F, d] for l = 0..L-1,
