@@ -108,4 +108,22 @@ class CltTrainerTest {
         IllegalArgumentException e2 = assertThrows(IllegalArgumentException.class, () -> new CltTrainer(config(), dir).train(tooFew));
         assertTrue(e2.getMessage().contains("[in_0, out_0, in_1, out_1, ...]"), e2.getMessage());
     }
+
+    @Test
+    void scalesFromTheManifestStatistics() {
+        java.util.Map<String, activations.table.HookStatistics> stats = new java.util.LinkedHashMap<>();
+        String[] hooks = {"blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out"};
+        float[][] rows = {{3, 4}, {0, 2}}; // norms 5 and 2 (one row each)
+        for (int h = 0; h < 2; h++) {
+            activations.table.HookStatistics s = new activations.table.HookStatistics(2);
+            s.add(rows[h], 0);
+            stats.put(hooks[h], s);
+        }
+        activations.table.ActivationManifest manifest = new activations.table.ActivationManifest(1, "m", "c", List.of(), "float32", 1,
+                8, null, null, null, stats, List.of(), null, null);
+        double[][] scales = CltTrainer.scalesFromManifest(manifest, List.of(hooks));
+        assertEquals(Math.sqrt(2) / 5, scales[0][0], 1e-12);
+        assertEquals(Math.sqrt(2) / 2, scales[1][0], 1e-12);
+        assertThrows(IllegalArgumentException.class, () -> CltTrainer.scalesFromManifest(manifest, List.of("blocks.1.hook_mlp_out", "x")));
+    }
 }
