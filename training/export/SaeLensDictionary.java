@@ -27,6 +27,7 @@ public final class SaeLensDictionary {
     private final String architecture;
     private final int dIn;
     private final int dSae;
+    private final int dOut;
     private final int k;
     private final boolean applyBDecToInput;
     private final JsonNode cfg;
@@ -35,15 +36,17 @@ public final class SaeLensDictionary {
     private final INDArray wDec;
     private final INDArray bDec;
     private final INDArray threshold;
+    private final INDArray wSkip;
 
-    private SaeLensDictionary(Path directory, JsonNode cfg, String architecture, int dIn, int dSae, int k,
+    private SaeLensDictionary(Path directory, JsonNode cfg, String architecture, int dIn, int dSae, int dOut, int k,
                               boolean applyBDecToInput, INDArray wEnc, INDArray bEnc, INDArray wDec, INDArray bDec,
-                              INDArray threshold) {
+                              INDArray threshold, INDArray wSkip) {
         this.directory = directory;
         this.cfg = cfg;
         this.architecture = architecture;
         this.dIn = dIn;
         this.dSae = dSae;
+        this.dOut = dOut;
         this.k = k;
         this.applyBDecToInput = applyBDecToInput;
         this.wEnc = wEnc;
@@ -51,6 +54,7 @@ public final class SaeLensDictionary {
         this.wDec = wDec;
         this.bDec = bDec;
         this.threshold = threshold;
+        this.wSkip = wSkip;
     }
 
     public static SaeLensDictionary load(Path directory) {
@@ -64,28 +68,37 @@ public final class SaeLensDictionary {
         } catch (IOException e) {
             throw new IllegalArgumentException(cfgFile + " is not valid JSON (" + e.getMessage() + ")");
         }
-        String architecture = cfg.path("architecture").asText("standard");
-        if (!Arrays.asList("standard", "jumprelu", "topk").contains(architecture)) {
-            throw new IllegalArgumentException(cfgFile + ": architecture '" + architecture
-                    + "' is not supported; Spindle reads standard, jumprelu and topk SAEs");
+        String declared = cfg.path("architecture").asText("standard");
+        if (!Arrays.asList("standard", "jumprelu", "topk", "transcoder", "skip_transcoder", "jumprelu_transcoder",
+                "jumprelu_skip_transcoder").contains(declared)) {
+            throw new IllegalArgumentException(cfgFile + ": architecture '" + declared + "' is not supported; Spindle reads standard,"
+                    + " jumprelu and topk SAEs and (skip/jumprelu) transcoders");
         }
+        boolean transcoder = declared.endsWith("transcoder") || cfg.has("d_out");
+        boolean skip = declared.contains("skip");
+        // The activation behind the SAELens name.
+        String architecture = declared.startsWith("jumprelu") ? "jumprelu" : declared.equals("topk") ? "topk" : "standard";
         int dIn = required(cfg, "d_in", cfgFile);
         int dSae = required(cfg, "d_sae", cfgFile);
+        int dOut = cfg.has("d_out") ? required(cfg, "d_out", cfgFile) : dIn;
         String normalize = cfg.path("normalize_activations").asText("none");
         if (!normalize.equals("none")) {
             throw new IllegalArgumentException(cfgFile + ": normalize_activations '" + normalize
                     + "' needs a dataset scaling factor Spindle does not apply; fold it into the weights and set it to none");
         }
         int k = architecture.equals("topk") ? required(cfg, "k", cfgFile) : 0;
-        boolean applyBDec = cfg.path("apply_b_dec_to_input").asBoolean(true);
+        boolean applyBDec = cfg.path("apply_b_dec_to_input").asBoolean(!transcoder);
         Path weights = directory.resolve("sae_weights.safetensors");
         try (SafeTensors st = SafeTensors.open(weights)) {
             INDArray wEnc = tensor(st, "W_enc", dIn, dSae);
             INDArray bEnc = tensor(st, "b_enc", dSae);
-            INDArray wDec = tensor(st, "W_dec", dSae, dIn);
-            INDArray bDec = tensor(st, "b_dec", dIn);
+            INDArray wDec = tensor(st, "W_dec", dSae, dOut);
+            INDArray bDec = tensor(st, "b_dec", dOut);
             INDArray threshold = architecture.equals("jumprelu") ? tensor(st, "threshold", dSae) : null;
-            return new SaeLensDictionary(directory, cfg, architecture, dIn, dSae, k, applyBDec, wEnc, bEnc, wDec, bDec, threshold);
+            // SAELens stores W_skip as [d_out, d_in] and applies x W_skip^T; keep it as [d_in, d_out].
+            INDArray wSkip = skip || st.contains("W_skip") ? tensor(st, "W_skip", dOut, dIn).transpose().dup('c') : null;
+            return new SaeLensDictionary(directory, cfg, architecture, dIn, dSae, dOut, k, applyBDec, wEnc, bEnc, wDec, bDec,
+                    threshold, wSkip);
         }
     }
 
@@ -144,15 +157,25 @@ public final class SaeLensDictionary {
         return z;
     }
 
-    /** Reconstruction [n, d_in] of feature activations [n, d_sae]. */
+    /** Reconstruction [n, d_out] of feature activations [n, d_sae] (without a transcoder's skip path). */
     public INDArray decode(INDArray features) {
         return features.castTo(DataType.FLOAT).mmul(wDec).addiRowVector(bDec);
+    }
+
+    /** Prediction [n, d_out] from feature activations and the raw inputs [n, d_in] they came from (adds x W_skip). */
+    public INDArray decode(INDArray features, INDArray x) {
+        INDArray out = decode(features);
+        return wSkip == null ? out : out.addi(x.castTo(DataType.FLOAT).mmul(wSkip));
     }
 
     public Path directory() { return directory; }
     public String architecture() { return architecture; }
     public int dIn() { return dIn; }
     public int dSae() { return dSae; }
+    /** Target width (d_in for an SAE). */
+    public int dOut() { return dOut; }
+    /** Skip weights [d_in, d_out] (transposed from SAELens's [d_out, d_in]), or null. */
+    public INDArray wSkip() { return wSkip; }
     public int k() { return k; }
     public boolean applyBDecToInput() { return applyBDecToInput; }
     /** cfg.json as read, including {@code metadata}. */

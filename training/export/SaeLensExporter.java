@@ -22,6 +22,14 @@ import java.util.Map;
  * <p>The SAE was trained on inputs scaled by s; the scale is folded into the weights so the export
  * works on raw activations: with x_n = s x, {@code W_enc' = s W_enc}, {@code b_dec' = b_dec / s},
  * {@code W_dec' = W_dec / s} (b_enc and thresholds unchanged), hence {@code normalize_activations = none}.
+ *
+ * <p>Transcoders are written in SAELens's transcoder layout: {@code d_out}, W_dec [d_sae, d_out],
+ * b_dec [d_out], {@code apply_b_dec_to_input = false}, {@code metadata.hook_name_out}, architecture
+ * {@code transcoder}, {@code skip_transcoder}, {@code jumprelu_transcoder} or
+ * {@code jumprelu_skip_transcoder} (TopK transcoders keep {@code topk} with {@code d_out}), and
+ * {@code W_skip} as SAELens stores it, [d_out, d_in] (applied as {@code x W_skip^T}). Input scale
+ * s_x and target scale s_y fold as {@code W_enc' = s_x W_enc}, {@code W_dec' = W_dec / s_y},
+ * {@code b_dec' = b_dec / s_y}, {@code W_skip' = W_skip s_x / s_y}.
  */
 public final class SaeLensExporter {
 
@@ -38,37 +46,64 @@ public final class SaeLensExporter {
      */
     public static void export(SparseAutoencoder sae, double normalizationScale, double[] featureDensity,
                               SaeLensMetadata metadata, Path directory) {
+        if (sae.isTranscoder()) {
+            throw new IllegalArgumentException("a transcoder export needs the target's scale and hook; use the transcoder overload");
+        }
+        export(sae, normalizationScale, normalizationScale, featureDensity, metadata, null, directory);
+    }
+
+    /**
+     * Transcoder (or SAE, with equal scales and a null {@code hookNameOut}) export.
+     *
+     * @param targetScale the factor the targets were multiplied by during training
+     * @param hookNameOut the target hook (e.g. {@code blocks.3.hook_mlp_out}); required for transcoders
+     */
+    public static void export(SparseAutoencoder sae, double normalizationScale, double targetScale, double[] featureDensity,
+                              SaeLensMetadata metadata, String hookNameOut, Path directory) {
         if (!(normalizationScale > 0) || !Double.isFinite(normalizationScale)) {
             throw new IllegalArgumentException("normalization scale " + normalizationScale + " must be a positive number (1 if inputs were not scaled)");
         }
+        if (!(targetScale > 0) || !Double.isFinite(targetScale)) {
+            throw new IllegalArgumentException("target normalization scale " + targetScale + " must be a positive number (1 if targets were not scaled)");
+        }
+        if (sae.isTranscoder() && (hookNameOut == null || hookNameOut.isBlank())) {
+            throw new IllegalArgumentException("a transcoder export needs the target hook name (metadata.hook_name_out)");
+        }
         int dIn = sae.dIn();
         int dSae = sae.dSae();
+        int dOut = sae.dOut();
         if (featureDensity != null && featureDensity.length != dSae) {
             throw new IllegalArgumentException("feature density has " + featureDensity.length + " entries, not d_sae = " + dSae);
         }
         float s = (float) normalizationScale;
         float[] wEnc = scaled(sae.wEnc(), normalizationScale);
         float[] bEnc = scaled(sae.bEnc(), 1);
-        float[] wDec = scaled(sae.wDec(), 1 / normalizationScale);
-        float[] bDec = scaled(sae.bDec(), 1 / normalizationScale);
+        float[] wDec = scaled(sae.wDec(), 1 / targetScale);
+        float[] bDec = scaled(sae.bDec(), 1 / targetScale);
         SafeTensorsWriter weights = new SafeTensorsWriter()
                 .metadata("format", "pt")
                 .addF32("W_enc", wEnc, dIn, dSae)
                 .addF32("b_enc", bEnc, dSae)
-                .addF32("W_dec", wDec, dSae, dIn)
-                .addF32("b_dec", bDec, dIn);
+                .addF32("W_dec", wDec, dSae, dOut)
+                .addF32("b_dec", bDec, dOut);
+        if (sae.wSkip() != null) {
+            weights.addF32("W_skip", scaled(sae.wSkip().transpose(), normalizationScale / targetScale), dOut, dIn);
+        }
         INDArray threshold = sae.exportThreshold();
         if (threshold != null) {
             weights.addF32("threshold", scaled(threshold, 1), dSae);
         }
 
         Map<String, Object> cfg = new LinkedHashMap<>();
-        cfg.put("architecture", sae.exportArchitecture());
+        cfg.put("architecture", architecture(sae));
         cfg.put("d_in", dIn);
         cfg.put("d_sae", dSae);
+        if (sae.isTranscoder()) {
+            cfg.put("d_out", dOut);
+        }
         cfg.put("dtype", "float32");
         cfg.put("device", "cpu");
-        cfg.put("apply_b_dec_to_input", true);
+        cfg.put("apply_b_dec_to_input", !sae.isTranscoder());
         cfg.put("normalize_activations", "none");
         cfg.put("reshape_activations", "none");
         if (sae.exportArchitecture().equals("topk")) {
@@ -77,6 +112,9 @@ public final class SaeLensExporter {
         Map<String, Object> meta = new LinkedHashMap<>();
         meta.put("model_name", metadata.modelName());
         meta.put("hook_name", metadata.hookName());
+        if (sae.isTranscoder()) {
+            meta.put("hook_name_out", hookNameOut);
+        }
         meta.put("hook_head_index", metadata.hookHeadIndex());
         meta.put("context_size", metadata.contextSize());
         meta.put("prepend_bos", metadata.prependBos());
@@ -85,6 +123,9 @@ public final class SaeLensExporter {
         meta.put("sae_lens_training_version", SAE_LENS_VERSION);
         meta.put("trained_architecture", sae.config().architecture().name().toLowerCase(java.util.Locale.ROOT));
         meta.put("normalization_scale_folded", normalizationScale);
+        if (sae.isTranscoder()) {
+            meta.put("target_normalization_scale_folded", targetScale);
+        }
         cfg.put("metadata", meta);
 
         try {
@@ -104,6 +145,16 @@ public final class SaeLensExporter {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the SAELens export in " + directory + ": " + e.getMessage(), e);
         }
+    }
+
+    /** SAELens's architecture name, with its transcoder variants. */
+    static String architecture(SparseAutoencoder sae) {
+        String base = sae.exportArchitecture();
+        if (!sae.isTranscoder() || base.equals("topk")) {
+            return base;
+        }
+        String skip = sae.wSkip() != null ? "skip_" : "";
+        return base.equals("jumprelu") ? "jumprelu_" + skip + "transcoder" : skip + "transcoder";
     }
 
     private static float[] scaled(INDArray a, double factor) {

@@ -26,7 +26,7 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
 
     @Override
     protected void onBatchBuffers(int rows) {
-        auxReconstruction = Nd4j.create(dtype, rows, dIn);
+        auxReconstruction = Nd4j.create(dtype, rows, dOut);
         zHost = new HostArray(z);
         maskHost = new HostArray(mask);
     }

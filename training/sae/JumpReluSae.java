@@ -2,10 +2,7 @@ package training.sae;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastRSubOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
-import org.nd4j.linalg.api.ops.impl.scalar.RectifiedLinear;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -55,11 +52,7 @@ public final class JumpReluSae extends SparseAutoencoder {
 
     @Override
     protected void activate(boolean training) {
-        threshold.assign(logThreshold);
-        Transforms.exp(threshold, false);
-        Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
-        step(work, mask, 0.0);
-        multiply(z, mask, f);
+        JumpReluMath.activate(z, logThreshold, threshold, work, mask, f);
         countFiring();
     }
 
@@ -72,50 +65,13 @@ public final class JumpReluSae extends SparseAutoencoder {
         if (!tanh()) {
             return sparsityCoefficient * fireCounts.sumNumber().doubleValue() / batch;
         }
-        tanhOfScaledActivations(df);
-        return sparsityCoefficient / batch * df.sumNumber().doubleValue();
-    }
-
-    /** out = tanh(c f_i ||W_dec,i||). */
-    private void tanhOfScaledActivations(INDArray out) {
-        rowA.assign(decoderNorms).muli(config.tanhScale());
-        Nd4j.exec(new BroadcastMulOp(f, rowA, out, 1));
-        Transforms.tanh(out, false);
+        return JumpReluMath.tanhPenalty(f, decoderNorms, config.tanhScale(), sparsityCoefficient / batch, rowA, df);
     }
 
     @Override
     protected void sparsityBackward() {
-        double lambdaOverB = sparsityCoefficient / batch;
-        if (tanh()) {
-            // d/df tanh(c f n) = c n (1 - t^2); d/dn = c f (1 - t^2).
-            tanhOfScaledActivations(work);
-            work.muli(work).rsubi(1.0);
-            multiply(f, work, f);
-            columnSums(f, rowB);
-            normGrad.addi(rowB.muli(lambdaOverB * config.tanhScale()));
-            rowA.assign(decoderNorms).muli(lambdaOverB * config.tanhScale());
-            Nd4j.exec(new BroadcastMulOp(work, rowA, work, 1));
-            df.addi(work);
-        }
-        // work = K((z - theta)/eps) = 1{|z - theta| < eps/2}; with L0, work still holds z - theta from activate().
-        if (tanh()) {
-            Nd4j.exec(new BroadcastSubOp(z, threshold, work, 1));
-        }
-        Transforms.abs(work, false);
-        work.rsubi(bandwidth / 2);
-        step(work, work, 0.0);
-        gLogThreshold.assign(0);
-        if (!tanh()) {
-            // L0: dH/dtheta = -(1/eps) K, summed over the batch.
-            columnSums(work, rowB);
-            gLogThreshold.addi(rowB.muli(-lambdaOverB / bandwidth));
-        }
-        // Through f: dLoss/dtheta += sum_b dLoss/df * (-(theta/eps) K).
-        multiply(work, df, work);
-        columnSums(work, rowB);
-        gLogThreshold.addi(rowB.muli(threshold).muli(-1.0 / bandwidth));
-        // d/dlog_theta = theta d/dtheta.
-        gLogThreshold.muli(threshold);
+        JumpReluMath.sparsityBackward(z, f, df, work, threshold, decoderNorms, normGrad, gLogThreshold, rowA, rowB,
+                sparsityCoefficient / batch, config.tanhScale(), bandwidth, tanh());
     }
 
     @Override
@@ -124,25 +80,8 @@ public final class JumpReluSae extends SparseAutoencoder {
         if (coefficient == 0 || deadCount == 0) {
             return 0;
         }
-        INDArray gap = backward ? f : work;
-        // gap = ReLU(theta - z); only dead features count.
-        Nd4j.exec(new BroadcastRSubOp(z, threshold, gap, 1));
-        Nd4j.exec(new RectifiedLinear(gap, gap, 0.0));
-        columnSums(gap, rowB);
-        rowA.assign(decoderNorms).muli(deadMask);
-        double loss = coefficient / batch * rowA.mul(rowB).sumNumber().doubleValue();
-        if (backward) {
-            double scale = coefficient / batch;
-            normGrad.addi(rowB.muli(deadMask).muli(scale));
-            step(gap, mask, 0.0); // theta > z
-            columnSums(mask, rowB);
-            // d/dtheta = scale n dead count(theta > z), then d/dlog_theta = theta d/dtheta.
-            gLogThreshold.addi(rowB.muli(rowA).muli(threshold).muli(scale));
-            rowA.muli(scale);
-            Nd4j.exec(new BroadcastMulOp(mask, rowA, mask, 1));
-            df.subi(mask);
-        }
-        return loss;
+        return JumpReluMath.preActivationLoss(z, threshold, decoderNorms, deadMask, coefficient / batch, backward,
+                backward ? f : work, mask, df, normGrad, gLogThreshold, rowA, rowB);
     }
 
     @Override

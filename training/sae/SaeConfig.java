@@ -8,6 +8,11 @@ import java.util.Locale;
  * Immutable; build with {@link #builder(Architecture, int, int)}, which fills in the published
  * defaults (REFERENCE section 2), and {@link Builder#build()} validates with one-line errors.
  *
+ * <p>Transcoders: with {@code dOut > 0} the dictionary is a (per-layer) transcoder that reads an
+ * input {@code x} of width d_in and predicts a different target {@code y} of width d_out
+ * ({@code y_hat = f W_dec + b_dec}, plus {@code x W_skip} with {@code skipConnection}); the encoder
+ * then does not subtract b_dec from its input. {@code dOut = 0} is an ordinary SAE (target = input).
+ *
  * <p>Units: {@code deadWindowTokens} and {@code totalTokens} count tokens (rows); step counts are
  * optimizer steps of {@code batchSize} tokens.
  */
@@ -42,7 +47,10 @@ public record SaeConfig(
         int metricsEverySteps,
         int checkpointEverySteps,
         double normalizationScale,
-        int normalizationBatches) implements java.io.Serializable {
+        int normalizationBatches,
+        int dOut,
+        boolean skipConnection,
+        double targetNormalizationScale) implements java.io.Serializable {
 
     public enum Architecture {
         RELU, JUMPRELU, TOPK, BATCHTOPK;
@@ -84,6 +92,16 @@ public record SaeConfig(
         return totalTokens / batchSize;
     }
 
+    /** True for a transcoder (target differs from the input), false for an autoencoder. */
+    public boolean isTranscoder() {
+        return dOut > 0;
+    }
+
+    /** Width of the target: d_out for a transcoder, d_in for an autoencoder. */
+    public int targetWidth() {
+        return dOut > 0 ? dOut : dIn;
+    }
+
     /** k_aux with its default (d_in / 2) applied. */
     public int effectiveKAux() {
         return Math.min(kAux > 0 ? kAux : Math.max(1, dIn / 2), dSae);
@@ -100,6 +118,10 @@ public record SaeConfig(
     private static void validate(SaeConfig c) {
         require(c.architecture != null, "architecture is missing; use relu, jumprelu, topk or batchtopk");
         require(c.dIn >= 1, "d_in is " + c.dIn + "; it must be the activation width (>= 1)");
+        require(c.dOut >= 0, "d_out is " + c.dOut + "; use 0 for an autoencoder or the target hook's width for a transcoder");
+        require(!c.skipConnection || c.dOut > 0, "a skip connection needs a transcoder; set d_out to the target hook's width or disable the skip");
+        require(c.targetNormalizationScale >= 0 && Double.isFinite(c.targetNormalizationScale),
+                "target normalization scale is " + c.targetNormalizationScale + "; use 0 to estimate it or a positive factor");
         require(c.dSae >= 1, "d_sae is " + c.dSae + "; it must be >= 1 (typically 4-64 x d_in)");
         if (c.architecture == Architecture.TOPK || c.architecture == Architecture.BATCHTOPK) {
             require(c.k >= 1, "k is " + c.k + "; " + c.architecture.name().toLowerCase(Locale.ROOT) + " needs k >= 1 active latents per token");
@@ -177,6 +199,9 @@ public record SaeConfig(
         private int checkpointEverySteps = 1000;
         private double normalizationScale = 0;
         private int normalizationBatches = 8;
+        private int dOut = 0;
+        private boolean skipConnection = false;
+        private double targetNormalizationScale = 0;
 
         private Builder(Architecture architecture, int dIn, int dSae) {
             this.architecture = architecture;
@@ -195,7 +220,8 @@ public record SaeConfig(
             totalTokens = c.totalTokens; seed = c.seed; deadWindowTokens = c.deadWindowTokens;
             denseThreshold = c.denseThreshold; metricsEverySteps = c.metricsEverySteps;
             checkpointEverySteps = c.checkpointEverySteps; normalizationScale = c.normalizationScale;
-            normalizationBatches = c.normalizationBatches;
+            normalizationBatches = c.normalizationBatches; dOut = c.dOut; skipConnection = c.skipConnection;
+            targetNormalizationScale = c.targetNormalizationScale;
         }
 
         public Builder architecture(Architecture v) { architecture = v; return this; }
@@ -232,13 +258,20 @@ public record SaeConfig(
         /** 0 means: estimate so that E||x|| = sqrt(d_in) from the first {@link #normalizationBatches} batches. */
         public Builder normalizationScale(double v) { normalizationScale = v; return this; }
         public Builder normalizationBatches(int v) { normalizationBatches = v; return this; }
+        /** Target width of a transcoder; 0 (the default) makes an autoencoder. */
+        public Builder dOut(int v) { dOut = v; return this; }
+        /** Adds a linear skip path x W_skip (transcoders only; W_skip starts at 0). */
+        public Builder skipConnection(boolean v) { skipConnection = v; return this; }
+        /** 0 means: estimate so that E||y|| = sqrt(d_out) (transcoders). */
+        public Builder targetNormalizationScale(double v) { targetNormalizationScale = v; return this; }
 
         public SaeConfig build() {
             return new SaeConfig(architecture, dIn, dSae, k, sparsityCoefficient, jumpReluSparsity, tanhScale, bandwidth,
                     thresholdInit, preActLossCoefficient, auxKCoefficient, kAux, decoderInitNorm, decoderBiasInit,
                     learningRate, beta1, beta2, adamEpsilon, lrWarmupSteps, lrDecayFraction, sparsityWarmupSteps,
                     gradClipNorm, batchSize, totalTokens, seed, deadWindowTokens, denseThreshold, metricsEverySteps,
-                    checkpointEverySteps, normalizationScale, normalizationBatches).validated();
+                    checkpointEverySteps, normalizationScale, normalizationBatches, dOut, skipConnection,
+                    targetNormalizationScale).validated();
         }
     }
 }

@@ -18,9 +18,13 @@ import java.util.SplittableRandom;
  * {@code x_hat = f W_dec + b_dec}, trained on the per-token squared error (summed over d_in,
  * averaged over the batch) plus the architecture's sparsity and auxiliary terms.
  *
+ * <p>The same classes are transcoders when {@link SaeConfig#isTranscoder()}: the input x [d_in]
+ * is encoded as {@code z = x W_enc + b_enc} (no b_dec subtraction) and the target y [d_out] is
+ * predicted as {@code y_hat = f W_dec + b_dec (+ x W_skip)}; an SAE is the case y = x.
+ *
  * <p>All parameters are views of one flat row vector {@link #parameters()} (layout: W_enc
- * [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], then the architecture's extra
- * parameters), and {@link #forwardBackward} writes the gradients into {@link #gradients()} with the
+ * [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_out], b_dec [d_out], W_skip [d_in, d_out] if
+ * present, then the architecture's extra parameters), and {@link #forwardBackward} writes the gradients into {@link #gradients()} with the
  * same layout, so one optimizer call updates everything. Per-batch buffers are allocated once per
  * batch size; the hot path is five {@code Nd4j.gemm} calls into them plus in-place elementwise ops.
  *
@@ -36,6 +40,9 @@ public abstract class SparseAutoencoder {
     protected final DataType dtype;
     protected final int dIn;
     protected final int dSae;
+    /** Target width (d_in for an autoencoder). */
+    protected final int dOut;
+    protected final boolean transcoder;
 
     private final INDArray params;
     private final INDArray grads;
@@ -47,6 +54,10 @@ public abstract class SparseAutoencoder {
     protected final INDArray gBEnc;
     protected final INDArray gWDec;
     protected final INDArray gBDec;
+    /** Skip connection [d_in, d_out] and its gradient; null without one. */
+    protected final INDArray wSkip;
+    protected final INDArray gWSkip;
+    private final long sharedParameterCount;
 
     /** ||W_dec,i||, refreshed at the start of every forward pass. */
     protected final INDArray decoderNorms;
@@ -65,7 +76,10 @@ public abstract class SparseAutoencoder {
     protected double sparsityCoefficient;
 
     protected int batch = -1;
+    /** The encoder's input: x - b_dec (autoencoder, own buffer) or x itself (transcoder). */
     protected INDArray xCentered;
+    private INDArray xCenteredBuffer;
+    private INDArray input;
     protected INDArray z;
     protected INDArray f;
     protected INDArray mask;
@@ -73,7 +87,6 @@ public abstract class SparseAutoencoder {
     protected INDArray work;
     protected INDArray xHat;
     protected INDArray err;
-    private INDArray onesRow;
 
     protected SparseAutoencoder(SaeConfig config, DataType dtype, int extraParameters) {
         if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE) {
@@ -83,7 +96,11 @@ public abstract class SparseAutoencoder {
         this.dtype = dtype;
         this.dIn = config.dIn();
         this.dSae = config.dSae();
-        long count = 2L * dIn * dSae + dSae + dIn + extraParameters;
+        this.dOut = config.targetWidth();
+        this.transcoder = config.isTranscoder();
+        boolean skip = config.skipConnection();
+        sharedParameterCount = (long) dIn * dSae + dSae + (long) dSae * dOut + dOut + (skip ? (long) dIn * dOut : 0);
+        long count = sharedParameterCount + extraParameters;
         if (count > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("d_in x d_sae = " + (long) dIn * dSae + " is too large for one parameter array; lower d_sae");
         }
@@ -92,13 +109,15 @@ public abstract class SparseAutoencoder {
         long[] offset = {0};
         wEnc = view(params, offset, dIn, dSae);
         bEnc = view(params, offset, dSae);
-        wDec = view(params, offset, dSae, dIn);
-        bDec = view(params, offset, dIn);
+        wDec = view(params, offset, dSae, dOut);
+        bDec = view(params, offset, dOut);
+        wSkip = skip ? view(params, offset, dIn, dOut) : null;
         offset[0] = 0;
         gWEnc = view(grads, offset, dIn, dSae);
         gBEnc = view(grads, offset, dSae);
-        gWDec = view(grads, offset, dSae, dIn);
-        gBDec = view(grads, offset, dIn);
+        gWDec = view(grads, offset, dSae, dOut);
+        gBDec = view(grads, offset, dOut);
+        gWSkip = skip ? view(grads, offset, dIn, dOut) : null;
         decoderNorms = Nd4j.zeros(dtype, dSae);
         normGrad = Nd4j.zeros(dtype, dSae);
         deadMask = Nd4j.zeros(dtype, dSae);
@@ -118,13 +137,13 @@ public abstract class SparseAutoencoder {
         };
     }
 
-    /** The parameters after the four shared tensors, for subclasses (e.g. log-thresholds). */
+    /** The parameters after the shared tensors (and W_skip), for subclasses (e.g. log-thresholds). */
     protected final INDArray extraParameterView(long size) {
-        return view(params, new long[] {2L * dIn * dSae + dSae + dIn}, size);
+        return view(params, new long[] {sharedParameterCount}, size);
     }
 
     protected final INDArray extraGradientView(long size) {
-        return view(grads, new long[] {2L * dIn * dSae + dSae + dIn}, size);
+        return view(grads, new long[] {sharedParameterCount}, size);
     }
 
     private static INDArray view(INDArray flat, long[] offset, long... shape) {
@@ -151,6 +170,20 @@ public abstract class SparseAutoencoder {
 
     public int dSae() {
         return dSae;
+    }
+
+    /** Target width: d_out for a transcoder, d_in for an autoencoder. */
+    public int dOut() {
+        return dOut;
+    }
+
+    public boolean isTranscoder() {
+        return transcoder;
+    }
+
+    /** Skip-connection weights [d_in, d_out], or null without a skip connection. */
+    public INDArray wSkip() {
+        return wSkip;
     }
 
     /** All parameters as one row vector [1, n]; the named tensors below are views of it. */
@@ -223,25 +256,49 @@ public abstract class SparseAutoencoder {
      * normalized activations, may be null for ZERO init), plus the architecture's own parameters.
      */
     public void initialize(INDArray sample, long seed) {
+        if (transcoder) {
+            throw new IllegalStateException("a transcoder initializes b_dec from its targets; call initialize(inputSample, targetSample, seed)");
+        }
+        initialize(sample, sample, seed);
+    }
+
+    /**
+     * Transcoder form of {@link #initialize(INDArray, long)}: b_dec comes from the target sample
+     * [rows, d_out]; W_enc = W_dec^T when d_in = d_out, else independent random directions of the
+     * same norm (columns); W_skip starts at 0.
+     */
+    public void initialize(INDArray inputSample, INDArray targetSample, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
-        double[] dec = new double[dSae * dIn];
-        for (int i = 0; i < dSae; i++) {
+        wDec.assign(randomRows(random, dSae, dOut));
+        if (dIn == dOut) {
+            wEnc.assign(wDec.transpose());
+        } else {
+            wEnc.assign(randomRows(random, dSae, dIn).transpose());
+        }
+        bEnc.assign(0);
+        bDec.assign(DecoderBias.initial(config.decoderBiasInit(), targetSample, dOut).castTo(dtype));
+        if (wSkip != null) {
+            wSkip.assign(0);
+        }
+        initializeExtra();
+    }
+
+    /** [rows, cols] with each row a random direction of norm {@code decoderInitNorm}. */
+    private INDArray randomRows(SplittableRandom random, int rows, int cols) {
+        double[] values = new double[rows * cols];
+        for (int i = 0; i < rows; i++) {
             double norm = 0;
-            for (int j = 0; j < dIn; j++) {
+            for (int j = 0; j < cols; j++) {
                 double g = random.nextGaussian();
-                dec[i * dIn + j] = g;
+                values[i * cols + j] = g;
                 norm += g * g;
             }
             double scale = config.decoderInitNorm() / Math.sqrt(norm);
-            for (int j = 0; j < dIn; j++) {
-                dec[i * dIn + j] *= scale;
+            for (int j = 0; j < cols; j++) {
+                values[i * cols + j] *= scale;
             }
         }
-        wDec.assign(Nd4j.createFromArray(dec).castTo(dtype).reshape(dSae, dIn));
-        wEnc.assign(wDec.transpose());
-        bEnc.assign(0);
-        bDec.assign(DecoderBias.initial(config.decoderBiasInit(), sample, dIn).castTo(dtype));
-        initializeExtra();
+        return Nd4j.createFromArray(values).castTo(dtype).reshape(rows, cols);
     }
 
     protected void initializeExtra() {
@@ -252,15 +309,14 @@ public abstract class SparseAutoencoder {
             return;
         }
         batch = rows;
-        xCentered = Nd4j.create(dtype, rows, dIn);
-        xHat = Nd4j.create(dtype, rows, dIn);
-        err = Nd4j.create(dtype, rows, dIn);
+        xCenteredBuffer = transcoder ? null : Nd4j.create(dtype, rows, dIn);
+        xHat = Nd4j.create(dtype, rows, dOut);
+        err = Nd4j.create(dtype, rows, dOut);
         z = Nd4j.create(dtype, rows, dSae);
         f = Nd4j.create(dtype, rows, dSae);
         mask = Nd4j.create(dtype, rows, dSae);
         df = Nd4j.create(dtype, rows, dSae);
         work = Nd4j.create(dtype, rows, dSae);
-        onesRow = Nd4j.ones(dtype, 1, rows);
         onBatchBuffers(rows);
     }
 
@@ -270,8 +326,13 @@ public abstract class SparseAutoencoder {
 
     /** Loss of a batch of (normalized) activations [batch, d_in] without gradients or statistics updates. */
     public LossParts loss(INDArray x) {
-        checkInput(x);
-        forward(x, false);
+        return loss(x, autoencoderTarget(x));
+    }
+
+    /** Transcoder loss: inputs [batch, d_in], targets [batch, d_out]. */
+    public LossParts loss(INDArray x, INDArray y) {
+        checkInput(x, y);
+        forward(x, y, false);
         double mse = squaredSum(err) / batch;
         double sparsity = sparsityLoss();
         double auxiliary = auxiliaryLoss(false, -1.0);
@@ -284,16 +345,24 @@ public abstract class SparseAutoencoder {
      * {@link #gradients()}, {@link #lastFireCounts()} and training statistics (BatchTopK threshold).
      */
     public LossParts forwardBackward(INDArray x) {
-        checkInput(x);
-        forward(x, true);
+        return forwardBackward(x, autoencoderTarget(x));
+    }
+
+    /** Transcoder training pass: inputs [batch, d_in] (normalized), targets [batch, d_out] (normalized). */
+    public LossParts forwardBackward(INDArray x, INDArray y) {
+        checkInput(x, y);
+        forward(x, y, true);
         double mse = squaredSum(err) / batch;
         double sparsity = sparsityLoss();
         double l0 = fireCounts.sumNumber().doubleValue() / batch;
 
-        // err becomes dLoss/dx_hat = 2 (x_hat - x) / B.
+        // err becomes dLoss/dy_hat = 2 (y_hat - y) / B.
         err.muli(2.0 / batch);
         Nd4j.gemm(f, err, gWDec, true, false, 1.0, 0.0);
         columnSums(err, gBDec);
+        if (wSkip != null) {
+            Nd4j.gemm(input, err, gWSkip, true, false, 1.0, 0.0);
+        }
         Nd4j.gemm(err, wDec, df, false, true, 1.0, 0.0);
         normGrad.assign(0);
         sparsityBackward();
@@ -303,19 +372,36 @@ public abstract class SparseAutoencoder {
 
         Nd4j.gemm(xCentered, df, gWEnc, true, false, 1.0, 0.0);
         columnSums(df, gBEnc);
-        // b_dec enters the encoder as -b_dec W_enc: its gradient there is -W_enc (sum_b dz).
-        Nd4j.gemm(wEnc, gBEnc.reshape(dSae, 1), dInColumn, false, false, 1.0, 0.0);
-        gBDec.subi(dInColumn.reshape(dIn));
+        if (!transcoder) {
+            // b_dec enters the encoder as -b_dec W_enc: its gradient there is -W_enc (sum_b dz).
+            Nd4j.gemm(wEnc, gBEnc.reshape(dSae, 1), dInColumn, false, false, 1.0, 0.0);
+            gBDec.subi(dInColumn.reshape(dIn));
+        }
         // Penalties weighted by ||W_dec,i||: d||w||/dw = w / ||w||.
         if (normGrad.amaxNumber().doubleValue() != 0) {
             if (decoderScratch == null) {
-                decoderScratch = Nd4j.create(dtype, dSae, dIn);
+                decoderScratch = Nd4j.create(dtype, dSae, dOut);
             }
             featureScratch.assign(normGrad).divi(decoderNorms);
             Nd4j.exec(new BroadcastMulOp(wDec, featureScratch, decoderScratch, 0));
             gWDec.addi(decoderScratch);
         }
         return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
+    }
+
+    private INDArray autoencoderTarget(INDArray x) {
+        if (transcoder) {
+            throw new IllegalStateException("a transcoder needs targets; pass the target batch [batch, " + dOut + "] too");
+        }
+        return x;
+    }
+
+    private void checkInput(INDArray x, INDArray y) {
+        checkInput(x);
+        if (y != x && (y.rank() != 2 || y.size(0) != x.size(0) || y.size(1) != dOut || y.dataType() != dtype)) {
+            throw new IllegalArgumentException("transcoder target has shape " + java.util.Arrays.toString(y.shape()) + " and type "
+                    + y.dataType() + "; expected [" + x.size(0) + ", " + dOut + "] " + dtype);
+        }
     }
 
     private void checkInput(INDArray x) {
@@ -331,16 +417,25 @@ public abstract class SparseAutoencoder {
         }
     }
 
-    private void forward(INDArray x, boolean training) {
+    private void forward(INDArray x, INDArray y, boolean training) {
         ensureBuffers((int) x.size(0));
+        input = x;
         Nd4j.exec(new Norm2(wDec, decoderNorms, 1));
-        Nd4j.exec(new BroadcastSubOp(x, bDec, xCentered, 1));
+        if (transcoder) {
+            xCentered = x;
+        } else {
+            xCentered = xCenteredBuffer;
+            Nd4j.exec(new BroadcastSubOp(x, bDec, xCentered, 1));
+        }
         Nd4j.gemm(xCentered, wEnc, z, false, false, 1.0, 0.0);
         z.addiRowVector(bEnc);
         activate(training);
         Nd4j.gemm(f, wDec, xHat, false, false, 1.0, 0.0);
         xHat.addiRowVector(bDec);
-        Nd4j.exec(new SubOp(xHat, x, err));
+        if (wSkip != null) {
+            Nd4j.gemm(x, wSkip, xHat, false, false, 1.0, 1.0);
+        }
+        Nd4j.exec(new SubOp(xHat, y, err));
     }
 
     /**
@@ -375,14 +470,20 @@ public abstract class SparseAutoencoder {
     /** Feature activations of raw-to-the-SAE (normalized) inputs [n, d_in] -> [n, d_sae]; allocates. */
     public INDArray encode(INDArray x) {
         checkInput(x);
-        INDArray pre = x.subRowVector(bDec).mmul(wEnc).addiRowVector(bEnc);
+        INDArray pre = (transcoder ? x : x.subRowVector(bDec)).mmul(wEnc).addiRowVector(bEnc);
         inferenceActivation(pre);
         return pre;
     }
 
-    /** Reconstruction [n, d_in] of activations [n, d_sae]; allocates. */
+    /** Reconstruction [n, d_out] of activations [n, d_sae]; allocates. Without the skip path (see {@link #decode(INDArray, INDArray)}). */
     public INDArray decode(INDArray features) {
         return features.mmul(wDec).addiRowVector(bDec);
+    }
+
+    /** Prediction [n, d_out] from activations and the inputs [n, d_in] they came from (adds x W_skip if present). */
+    public INDArray decode(INDArray features, INDArray x) {
+        INDArray out = decode(features);
+        return wSkip == null ? out : out.addi(x.mmul(wSkip));
     }
 
     /**
@@ -429,7 +530,7 @@ public abstract class SparseAutoencoder {
      * {@code sum(out, 0)} on a [4096, 16384] array took ~470 ms against ~25 ms for this.
      */
     protected final void columnSums(INDArray m, INDArray out) {
-        Nd4j.gemm(onesRow, m, out.reshape(1, out.length()), false, false, 1.0, 0.0);
+        ColumnSums.of(m, out);
     }
 
     /** Largest value of the data type strictly below v, so {@code x > below(v)} means {@code x >= v}. */

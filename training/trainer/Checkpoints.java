@@ -35,6 +35,10 @@ public final class Checkpoints {
         public long tokens;
         public long dataPosition;
         public double normalizationScale;
+        /** Transcoders: the target's scale (the input's is normalizationScale). */
+        public double targetNormalizationScale;
+        /** Cross-layer transcoders: per-layer input scales then per-layer target scales. */
+        public double[] normalizationScales;
         public long seed;
         public Map<String, Object> config;
         public double[] architectureState;
@@ -49,7 +53,7 @@ public final class Checkpoints {
     private Checkpoints() {
     }
 
-    static Path root(Path output) {
+    public static Path root(Path output) {
         return output.resolve(DIRECTORY);
     }
 
@@ -67,7 +71,7 @@ public final class Checkpoints {
         }
     }
 
-    static long stepOf(Path dir) {
+    public static long stepOf(Path dir) {
         try {
             return Long.parseLong(dir.getFileName().toString().substring(PREFIX.length()));
         } catch (NumberFormatException e) {

@@ -79,6 +79,29 @@ public final class FeatureStatistics {
         return density(windowCounts, Math.max(windowTokens, 1));
     }
 
+    /** A copy of the bookkeeping, for checkpoints written outside this package. */
+    public record State(long[] tokensSinceFired, double[] intervalCounts, long intervalTokens, double[] windowCounts,
+                        long windowTokens, double[] lastWindowDensity) {
+    }
+
+    public State state() {
+        return new State(tokensSinceFired.clone(), intervalCounts.clone(), intervalTokens, windowCounts.clone(), windowTokens,
+                lastWindowDensity == null ? null : lastWindowDensity.clone());
+    }
+
+    public void restore(State s) {
+        if (s.tokensSinceFired().length != dSae) {
+            throw new IllegalArgumentException("checkpointed feature statistics cover " + s.tokensSinceFired().length
+                    + " features, not " + dSae + "; the checkpoint belongs to a differently sized model");
+        }
+        tokensSinceFired = s.tokensSinceFired().clone();
+        intervalCounts = s.intervalCounts().clone();
+        intervalTokens = s.intervalTokens();
+        windowCounts = s.windowCounts().clone();
+        windowTokens = s.windowTokens();
+        lastWindowDensity = s.lastWindowDensity() == null ? null : s.lastWindowDensity().clone();
+    }
+
     private static double[] density(double[] counts, long tokens) {
         double[] d = new double[counts.length];
         for (int i = 0; i < counts.length; i++) {

@@ -60,11 +60,16 @@ public final class SaeStep {
 
     /** Forward and backward on a normalized batch; the gradients stay in {@code sae().gradients()}. */
     public SparseAutoencoder.LossParts gradients(INDArray batch, long step) {
+        return gradients(batch, null, step);
+    }
+
+    /** As {@link #gradients(INDArray, long)}; a transcoder's normalized {@code target} (null: an autoencoder). */
+    public SparseAutoencoder.LossParts gradients(INDArray batch, INDArray target, long step) {
         sae.setSparsityCoefficient(lambdaAt(step));
         if (needsDeadMask) {
             sae.setDeadFeatures(stats.deadMask());
         }
-        SparseAutoencoder.LossParts parts = sae.forwardBackward(batch);
+        SparseAutoencoder.LossParts parts = target == null ? sae.forwardBackward(batch) : sae.forwardBackward(batch, target);
         if (!Double.isFinite(parts.total())) {
             throw new IllegalStateException("loss became " + parts.total() + " at step " + step
                     + " (activations were finite); lower the learning rate or raise the gradient clipping, and resume from the last checkpoint");
@@ -81,18 +86,29 @@ public final class SaeStep {
 
     /** A whole step on one batch. */
     public SparseAutoencoder.LossParts run(INDArray batch, long step) {
-        SparseAutoencoder.LossParts parts = gradients(batch, step);
+        return run(batch, null, step);
+    }
+
+    /** A whole step on one batch; {@code target} as in {@link #gradients(INDArray, INDArray, long)}. */
+    public SparseAutoencoder.LossParts run(INDArray batch, INDArray target, long step) {
+        SparseAutoencoder.LossParts parts = gradients(batch, target, step);
         update(step, sae.lastFireCounts().toDoubleVector(), (int) batch.rows());
         return parts;
     }
 
     /** Everything a checkpoint or a replica needs to continue exactly from here. */
     public Checkpoints.TrainerState capture(long step, long tokens, long dataPosition, double scale) {
+        return capture(step, tokens, dataPosition, scale, 0);
+    }
+
+    /** As above, with a transcoder's target normalization scale. */
+    public Checkpoints.TrainerState capture(long step, long tokens, long dataPosition, double scale, double targetScale) {
         Checkpoints.TrainerState state = new Checkpoints.TrainerState();
         state.step = step;
         state.tokens = tokens;
         state.dataPosition = dataPosition;
         state.normalizationScale = scale;
+        state.targetNormalizationScale = targetScale;
         state.seed = config.seed();
         state.architectureState = sae.trainingState();
         state.tokensSinceFired = stats.tokensSinceFired.clone();

@@ -36,6 +36,10 @@ import java.util.TreeSet;
  * directory. {@link #resume(boolean)} continues from the newest checkpoint to the same result as an
  * uninterrupted run.
  *
+ * <p>Transcoders ({@link SaeConfig#isTranscoder()}) read a two-hook source, hooks {@code [in, out]}
+ * (e.g. {@code blocks.l.ln2.hook_normalized} and {@code blocks.l.hook_mlp_out}); input and target
+ * each get their own scale (E||x|| = sqrt(d_in), E||y|| = sqrt(d_out)).
+ *
  * <p>The first {@code normalizationBatches} batches of a fresh run are read to estimate the scale
  * (unless given) and to initialize b_dec; they are not trained on.
  */
@@ -57,7 +61,7 @@ public final class SaeTrainer {
 
     /** What a finished run hands to the exporter. */
     public record Result(SparseAutoencoder sae, double normalizationScale, long steps, long tokens,
-                         double[] featureDensity) {
+                         double[] featureDensity, double targetNormalizationScale) {
     }
 
     /** A one-line progress printer for consoles. */
@@ -106,14 +110,22 @@ public final class SaeTrainer {
 
     /** Runs to {@code config.totalSteps()} or the end of the activations, whichever comes first. */
     public Result train(ActivationSource source) {
-        int hookWidth = source.dims()[0];
-        if (source.dims().length != 1) {
-            throw new IllegalArgumentException("an SAE trains on one hook, but the activation source has "
-                    + source.dims().length + " (" + source.hooks() + "); open the cache for a single hook");
+        int hooks = config.isTranscoder() ? 2 : 1;
+        if (source.dims().length != hooks) {
+            throw new IllegalArgumentException(config.isTranscoder()
+                    ? "a transcoder trains on two hooks [input, target], but the activation source has " + source.dims().length
+                            + " (" + source.hooks() + "); open the cache for the input hook then the target hook"
+                    : "an SAE trains on one hook, but the activation source has " + source.dims().length + " ("
+                            + source.hooks() + "); open the cache for a single hook");
         }
+        int hookWidth = source.dims()[0];
         if (hookWidth != config.dIn()) {
             throw new IllegalArgumentException("hook " + source.hooks().get(0) + " has width " + hookWidth
                     + " but the SAE's d_in is " + config.dIn() + "; set d_in to " + hookWidth);
+        }
+        if (config.isTranscoder() && source.dims()[1] != config.dOut()) {
+            throw new IllegalArgumentException("target hook " + source.hooks().get(1) + " has width " + source.dims()[1]
+                    + " but the transcoder's d_out is " + config.dOut() + "; set d_out to " + source.dims()[1]);
         }
         Optional<Path> checkpoint = Checkpoints.latest(output);
         if (checkpoint.isPresent() && !resume) {
@@ -136,11 +148,16 @@ public final class SaeTrainer {
 
         INDArray batch = Nd4j.create(DataType.FLOAT, batchSize, dIn);
         FloatBuffer batchFloats = batch.data().asNio().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        FloatBuffer[] destinations = {batchFloats};
+        // An autoencoder's target is its input; a transcoder's has its own buffer.
+        INDArray target = config.isTranscoder() ? Nd4j.create(DataType.FLOAT, batchSize, config.dOut()) : batch;
+        FloatBuffer targetFloats = config.isTranscoder()
+                ? target.data().asNio().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer() : batchFloats;
+        FloatBuffer[] destinations = config.isTranscoder() ? new FloatBuffer[] {batchFloats, targetFloats} : new FloatBuffer[] {batchFloats};
 
         long step;
         long tokens;
         double scale;
+        double targetScale;
         if (checkpoint.isPresent()) {
             Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
             checkSameConfig(loaded.state().config, checkpoint.get());
@@ -148,6 +165,7 @@ public final class SaeTrainer {
             step = loaded.state().step;
             tokens = loaded.state().tokens;
             scale = loaded.state().normalizationScale;
+            targetScale = config.isTranscoder() ? loaded.state().targetNormalizationScale : scale;
             long skip = loaded.state().dataPosition - source.position();
             if (skip < 0) {
                 throw new IllegalStateException("the activation source is already past the checkpoint's data position "
@@ -156,11 +174,19 @@ public final class SaeTrainer {
             source.skip(skip);
             truncateMetrics(step);
         } else {
-            float[] sample = readSample(source, destinations, batchFloats, batch);
-            int sampleRows = sample.length / dIn;
-            INDArray sampleArray = Nd4j.createFromArray(sample).reshape(sampleRows, dIn);
-            scale = config.normalizationScale() > 0 ? config.normalizationScale() : estimateScale(sampleArray);
-            sae.initialize(sampleArray.muli(scale), config.seed());
+            float[][] sample = readSample(source, destinations, batch, target);
+            int sampleRows = sample[0].length / dIn;
+            INDArray sampleArray = Nd4j.createFromArray(sample[0]).reshape(sampleRows, dIn);
+            scale = config.normalizationScale() > 0 ? config.normalizationScale() : estimateScale(sampleArray, dIn);
+            if (config.isTranscoder()) {
+                INDArray targetSample = Nd4j.createFromArray(sample[1]).reshape(sampleRows, config.dOut());
+                targetScale = config.targetNormalizationScale() > 0 ? config.targetNormalizationScale()
+                        : estimateScale(targetSample, config.dOut());
+                sae.initialize(sampleArray.muli(scale), targetSample.muli(targetScale), config.seed());
+            } else {
+                targetScale = scale;
+                sae.initialize(sampleArray.muli(scale), config.seed());
+            }
             step = 0;
             tokens = 0;
             deleteMetrics();
@@ -172,18 +198,22 @@ public final class SaeTrainer {
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (step < totalSteps) {
                 long batchStart = source.position();
-                if (!fill(source, destinations, batchFloats, batchSize)) {
+                if (!fill(source, destinations, batchSize)) {
                     break; // activations ended: finish with what was trained
                 }
                 batch.muli(scale);
                 checkFinite(batch, batchFloats, step, batchStart);
+                if (config.isTranscoder()) {
+                    target.muli(targetScale);
+                    checkFinite(target, targetFloats, step, batchStart);
+                }
                 double lambda = stepper.lambdaAt(step);
-                SparseAutoencoder.LossParts parts = stepper.run(batch, step);
+                SparseAutoencoder.LossParts parts = stepper.run(batch, config.isTranscoder() ? target : null, step);
                 tokens += batchSize;
                 step++;
                 interval.add(parts);
                 if (step % config.metricsEverySteps() == 0 || step == totalSteps) {
-                    Metrics m = interval.metrics(step, totalSteps, tokens, SaeStep.fvu(batch, sae.lastReconstruction()), stats,
+                    Metrics m = interval.metrics(step, totalSteps, tokens, SaeStep.fvu(target, sae.lastReconstruction()), stats,
                             adam.learningRate((int) step - 1), lambda, batchSize);
                     metrics.write(JSON.writeValueAsString(m));
                     metrics.newLine();
@@ -192,7 +222,7 @@ public final class SaeTrainer {
                     interval = new Interval();
                 }
                 if (config.checkpointEverySteps() > 0 && step % config.checkpointEverySteps() == 0) {
-                    writeCheckpoint(stepper, step, tokens, source.position(), scale);
+                    writeCheckpoint(stepper, step, tokens, source.position(), scale, targetScale);
                     lastCheckpointStep = step;
                 }
             }
@@ -200,16 +230,18 @@ public final class SaeTrainer {
             throw new UncheckedIOException("cannot write metrics in " + output + ": " + e.getMessage(), e);
         }
         if (lastCheckpointStep != step) {
-            writeCheckpoint(stepper, step, tokens, source.position(), scale);
+            writeCheckpoint(stepper, step, tokens, source.position(), scale, targetScale);
         }
-        return new Result(sae, scale, step, tokens, stats.featureDensity());
+        return new Result(sae, scale, step, tokens, stats.featureDensity(), targetScale);
     }
 
     // ---- data ----
 
     /** Fills the whole batch; false if the source ends first (a partial last batch is dropped). */
-    private static boolean fill(ActivationSource source, FloatBuffer[] destinations, FloatBuffer floats, int rows) {
-        floats.clear();
+    private static boolean fill(ActivationSource source, FloatBuffer[] destinations, int rows) {
+        for (FloatBuffer d : destinations) {
+            d.clear();
+        }
         int filled = 0;
         while (filled < rows) {
             int n = source.read(destinations, rows - filled);
@@ -221,46 +253,54 @@ public final class SaeTrainer {
         return true;
     }
 
-    private float[] readSample(ActivationSource source, FloatBuffer[] destinations, FloatBuffer floats, INDArray batch) {
+    /** The first normalization batches of every hook, concatenated per hook. */
+    private float[][] readSample(ActivationSource source, FloatBuffer[] destinations, INDArray batch, INDArray target) {
         int batches = config.normalizationBatches();
-        int perBatch = config.batchSize() * config.dIn();
-        List<float[]> parts = new ArrayList<>();
+        INDArray[] arrays = destinations.length == 1 ? new INDArray[] {batch} : new INDArray[] {batch, target};
+        List<float[][]> parts = new ArrayList<>();
         for (int b = 0; b < batches; b++) {
             long start = source.position();
-            if (!fill(source, destinations, floats, config.batchSize())) {
+            if (!fill(source, destinations, config.batchSize())) {
                 break;
             }
-            checkFinite(batch, floats, -1, start);
-            float[] copy = new float[perBatch];
-            floats.get(0, copy);
+            float[][] copy = new float[arrays.length][];
+            for (int h = 0; h < arrays.length; h++) {
+                checkFinite(arrays[h], destinations[h], -1, start);
+                copy[h] = new float[(int) arrays[h].length()];
+                destinations[h].get(0, copy[h]);
+            }
             parts.add(copy);
         }
         if (parts.isEmpty()) {
             throw new IllegalStateException("the activation source holds less than one batch of " + config.batchSize()
                     + " rows; lower the batch size or cache more tokens");
         }
-        float[] all = new float[parts.size() * perBatch];
-        for (int i = 0; i < parts.size(); i++) {
-            System.arraycopy(parts.get(i), 0, all, i * perBatch, perBatch);
+        float[][] all = new float[arrays.length][];
+        for (int h = 0; h < arrays.length; h++) {
+            int perBatch = (int) arrays[h].length();
+            all[h] = new float[parts.size() * perBatch];
+            for (int i = 0; i < parts.size(); i++) {
+                System.arraycopy(parts.get(i)[h], 0, all[h], i * perBatch, perBatch);
+            }
         }
         return all;
     }
 
-    /** sqrt(d_in) / mean ||x||: the factor that makes the average input norm sqrt(d_in). */
-    private double estimateScale(INDArray sample) {
+    /** sqrt(d) / mean ||x||: the factor that makes the average norm sqrt(d). */
+    private static double estimateScale(INDArray sample, int width) {
         double meanNorm = sample.norm2(1).meanNumber().doubleValue();
         if (!(meanNorm > 0)) {
             throw new IllegalStateException("the first activation batches are all zero; cannot estimate the normalization scale"
                     + " (check the hook, or pass a normalization scale)");
         }
-        return Math.sqrt(config.dIn()) / meanNorm;
+        return Math.sqrt(width) / meanNorm;
     }
 
     private void checkFinite(INDArray batch, FloatBuffer floats, long step, long firstRow) {
         if (Double.isFinite(batch.sumNumber().doubleValue())) {
             return;
         }
-        int dIn = config.dIn();
+        int dIn = (int) batch.size(1);
         for (int r = 0; r < config.batchSize(); r++) {
             for (int j = 0; j < dIn; j++) {
                 float v = floats.get(r * dIn + j);
@@ -278,8 +318,9 @@ public final class SaeTrainer {
 
     // ---- checkpoints ----
 
-    private void writeCheckpoint(SaeStep stepper, long step, long tokens, long dataPosition, double scale) {
-        Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition, scale);
+    private void writeCheckpoint(SaeStep stepper, long step, long tokens, long dataPosition, double scale,
+                                 double targetScale) {
+        Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition, scale, targetScale);
         state.config = configMap(config);
         Checkpoints.write(output, state, stepper.sae().parameters().toFloatVector(), stepper.adam().state().toFloatVector());
         listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));

@@ -14,6 +14,10 @@ final class ReferenceSae {
     final SaeConfig config;
     final int dIn;
     final int dSae;
+    final int dOut;
+    final boolean transcoder;
+    final boolean skip;
+    final int shared;
     double sparsityCoefficient;
     boolean[] dead;
 
@@ -21,6 +25,10 @@ final class ReferenceSae {
         this.config = config;
         this.dIn = config.dIn();
         this.dSae = config.dSae();
+        this.dOut = config.targetWidth();
+        this.transcoder = config.isTranscoder();
+        this.skip = config.skipConnection();
+        this.shared = dIn * dSae + dSae + dSae * dOut + dOut + (skip ? dIn * dOut : 0);
         this.sparsityCoefficient = sparsityCoefficient;
         this.dead = dead;
     }
@@ -34,19 +42,23 @@ final class ReferenceSae {
     }
 
     double wDec(double[] p, int i, int j) {
-        return p[dIn * dSae + dSae + i * dIn + j];
+        return p[dIn * dSae + dSae + i * dOut + j];
     }
 
     double bDec(double[] p, int j) {
-        return p[2 * dIn * dSae + dSae + j];
+        return p[dIn * dSae + dSae + dSae * dOut + j];
+    }
+
+    double wSkip(double[] p, int j, int k) {
+        return p[dIn * dSae + dSae + dSae * dOut + dOut + j * dOut + k];
     }
 
     double theta(double[] p, int i) {
-        return Math.exp(p[2 * dIn * dSae + dSae + dIn + i]);
+        return Math.exp(p[shared + i]);
     }
 
     int logThetaIndex(int i) {
-        return 2 * dIn * dSae + dSae + dIn + i;
+        return shared + i;
     }
 
     double[][] preActivations(double[] p, double[][] x) {
@@ -55,7 +67,7 @@ final class ReferenceSae {
             for (int i = 0; i < dSae; i++) {
                 double s = bEnc(p, i);
                 for (int j = 0; j < dIn; j++) {
-                    s += (x[b][j] - bDec(p, j)) * wEnc(p, j, i);
+                    s += (x[b][j] - (transcoder ? 0 : bDec(p, j))) * wEnc(p, j, i);
                 }
                 z[b][i] = s;
             }
@@ -105,13 +117,18 @@ final class ReferenceSae {
         return f;
     }
 
-    double[][] reconstruction(double[] p, double[][] f) {
-        double[][] xHat = new double[f.length][dIn];
+    double[][] reconstruction(double[] p, double[][] f, double[][] x) {
+        double[][] xHat = new double[f.length][dOut];
         for (int b = 0; b < f.length; b++) {
-            for (int j = 0; j < dIn; j++) {
+            for (int j = 0; j < dOut; j++) {
                 double s = bDec(p, j);
                 for (int i = 0; i < dSae; i++) {
                     s += f[b][i] * wDec(p, i, j);
+                }
+                if (skip) {
+                    for (int k = 0; k < dIn; k++) {
+                        s += x[b][k] * wSkip(p, k, j);
+                    }
                 }
                 xHat[b][j] = s;
             }
@@ -121,34 +138,34 @@ final class ReferenceSae {
 
     double decoderNorm(double[] p, int i) {
         double s = 0;
-        for (int j = 0; j < dIn; j++) {
+        for (int j = 0; j < dOut; j++) {
             s += wDec(p, i, j) * wDec(p, i, j);
         }
         return Math.sqrt(s);
     }
 
     /** x - x_hat at parameters p: AuxK's residual, which the loss treats as a constant. */
-    double[][] residual(double[] p, double[][] x) {
-        double[][] xHat = reconstruction(p, activations(p, preActivations(p, x)));
-        double[][] e = new double[x.length][dIn];
+    double[][] residual(double[] p, double[][] x, double[][] y) {
+        double[][] xHat = reconstruction(p, activations(p, preActivations(p, x)), x);
+        double[][] e = new double[x.length][dOut];
         for (int b = 0; b < x.length; b++) {
-            for (int j = 0; j < dIn; j++) {
-                e[b][j] = x[b][j] - xHat[b][j];
+            for (int j = 0; j < dOut; j++) {
+                e[b][j] = y[b][j] - xHat[b][j];
             }
         }
         return e;
     }
 
     /** The total loss; AuxK uses {@code frozenResidual} as its target. */
-    double loss(double[] p, double[][] x, double[][] frozenResidual) {
+    double loss(double[] p, double[][] x, double[][] y, double[][] frozenResidual) {
         int batch = x.length;
         double[][] z = preActivations(p, x);
         double[][] f = activations(p, z);
-        double[][] xHat = reconstruction(p, f);
+        double[][] xHat = reconstruction(p, f, x);
         double mse = 0;
         for (int b = 0; b < batch; b++) {
-            for (int j = 0; j < dIn; j++) {
-                mse += (xHat[b][j] - x[b][j]) * (xHat[b][j] - x[b][j]);
+            for (int j = 0; j < dOut; j++) {
+                mse += (xHat[b][j] - y[b][j]) * (xHat[b][j] - y[b][j]);
             }
         }
         double loss = mse / batch;
@@ -195,7 +212,7 @@ final class ReferenceSae {
             final double[] row = z[b];
             Integer[] order = IntStream.range(0, dSae).filter(i -> dead[i]).boxed().toArray(Integer[]::new);
             Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -row[i]));
-            for (int j = 0; j < dIn; j++) {
+            for (int j = 0; j < dOut; j++) {
                 double s = 0;
                 for (int r = 0; r < keep; r++) {
                     s += row[order[r]] * wDec(p, order[r], j);
@@ -212,12 +229,12 @@ final class ReferenceSae {
      * K_bi = 1{|z_bi - theta_i| < eps/2}; dLoss/dlog_theta = theta dLoss/dtheta. Excludes the
      * pre-activation loss, whose theta derivative is an ordinary one.
      */
-    double[] straightThroughLogThetaGradient(double[] p, double[][] x) {
+    double[] straightThroughLogThetaGradient(double[] p, double[][] x, double[][] y) {
         int batch = x.length;
         double eps = config.bandwidth();
         double[][] z = preActivations(p, x);
         double[][] f = activations(p, z);
-        double[][] xHat = reconstruction(p, f);
+        double[][] xHat = reconstruction(p, f, x);
         double[] out = new double[dSae];
         for (int i = 0; i < dSae; i++) {
             double theta = theta(p, i);
@@ -226,8 +243,8 @@ final class ReferenceSae {
             for (int b = 0; b < batch; b++) {
                 double k = Math.abs(z[b][i] - theta) < eps / 2 ? 1 : 0;
                 double dLdf = 0;
-                for (int j = 0; j < dIn; j++) {
-                    dLdf += 2.0 / batch * (xHat[b][j] - x[b][j]) * wDec(p, i, j);
+                for (int j = 0; j < dOut; j++) {
+                    dLdf += 2.0 / batch * (xHat[b][j] - y[b][j]) * wDec(p, i, j);
                 }
                 if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.TANH) {
                     double t = Math.tanh(config.tanhScale() * f[b][i] * n);

@@ -29,6 +29,10 @@ class SaeGradientTest {
 
     /** Random parameters (not the training init, so every term is exercised) and random inputs. */
     private static double[][] randomise(SparseAutoencoder sae, long seed) {
+        return randomise(sae, seed, D_IN);
+    }
+
+    private static double[][] randomise(SparseAutoencoder sae, long seed, int width) {
         Random random = new Random(seed);
         INDArray p = sae.parameters();
         for (int i = 0; i < p.length(); i++) {
@@ -39,9 +43,9 @@ class SaeGradientTest {
                 jump.logThreshold().putScalar(i, Math.log(0.15 + 0.3 * random.nextDouble()));
             }
         }
-        double[][] x = new double[BATCH][D_IN];
+        double[][] x = new double[BATCH][width];
         for (int b = 0; b < BATCH; b++) {
-            for (int j = 0; j < D_IN; j++) {
+            for (int j = 0; j < width; j++) {
                 x[b][j] = random.nextGaussian();
             }
         }
@@ -66,40 +70,51 @@ class SaeGradientTest {
      * JumpReLU's log-threshold entries are checked as straight-through + finite difference (the
      * latter sees only the pre-activation loss). Returns the analytic gradient.
      */
-    private static double[] check(SaeConfig config, double lambda, boolean[] dead, long seed) {
+    static double[] check(SaeConfig config, double lambda, boolean[] dead, long seed) {
         SparseAutoencoder sae = SparseAutoencoder.create(config, DataType.DOUBLE);
         double[][] xs = randomise(sae, seed);
+        // A transcoder's target: an independent random batch of width d_out.
+        double[][] ys = config.isTranscoder() ? randomise(SparseAutoencoder.create(config, DataType.DOUBLE), seed + 1000, config.dOut()) : xs;
         sae.setSparsityCoefficient(lambda);
         sae.setDeadFeatures(dead);
         INDArray x = Nd4j.createFromArray(xs);
+        INDArray y = config.isTranscoder() ? Nd4j.createFromArray(ys) : x;
         ReferenceSae reference = new ReferenceSae(config, lambda, dead);
         double[] p = flat(sae);
-        double[][] residual = reference.residual(p, xs);
-        double expectedLoss = reference.loss(p, xs, residual);
+        double[][] residual = reference.residual(p, xs, ys);
+        double expectedLoss = reference.loss(p, xs, ys, residual);
 
-        assertEquals(expectedLoss, sae.loss(x).total(), 1e-10 * Math.max(1, Math.abs(expectedLoss)), "forward loss");
-        SparseAutoencoder.LossParts parts = sae.forwardBackward(x);
+        assertEquals(expectedLoss, sae.loss(x, y).total(), 1e-10 * Math.max(1, Math.abs(expectedLoss)), "forward loss");
+        SparseAutoencoder.LossParts parts = sae.forwardBackward(x, y);
         assertEquals(expectedLoss, parts.total(), 1e-10 * Math.max(1, Math.abs(expectedLoss)), "loss of the training pass");
         double[] analytic = sae.gradients().dup().reshape(p.length).toDoubleVector();
 
-        double[] straightThrough = sae instanceof JumpReluSae ? reference.straightThroughLogThetaGradient(p, xs) : null;
-        int firstLogTheta = 2 * D_IN * D_SAE + D_SAE + D_IN;
+        double[] straightThrough = sae instanceof JumpReluSae ? reference.straightThroughLogThetaGradient(p, xs, ys) : null;
+        int firstLogTheta = reference.shared;
         for (int i = 0; i < p.length; i++) {
             double[] plus = p.clone();
             double[] minus = p.clone();
             plus[i] += H;
             minus[i] -= H;
-            double numeric = (reference.loss(plus, xs, residual) - reference.loss(minus, xs, residual)) / (2 * H);
+            double numeric = (reference.loss(plus, xs, ys, residual) - reference.loss(minus, xs, ys, residual)) / (2 * H);
             double expected = straightThrough != null && i >= firstLogTheta ? numeric + straightThrough[i - firstLogTheta] : numeric;
             assertEquals(expected, analytic[i], 1e-6 * Math.max(1, Math.abs(expected)),
-                    config.architecture() + " gradient entry " + i + " (" + region(i) + ")");
+                    config.architecture() + " gradient entry " + i + " (" + region(config, i) + ")");
         }
         return analytic;
     }
 
     private static String region(int i) {
-        int[] ends = {D_IN * D_SAE, D_IN * D_SAE + D_SAE, 2 * D_IN * D_SAE + D_SAE, 2 * D_IN * D_SAE + D_SAE + D_IN};
-        String[] names = {"W_enc", "b_enc", "W_dec", "b_dec"};
+        return region(base(SaeConfig.Architecture.RELU).build(), i);
+    }
+
+    private static String region(SaeConfig c, int i) {
+        int dIn = c.dIn();
+        int dSae = c.dSae();
+        int dOut = c.targetWidth();
+        int decEnd = dIn * dSae + dSae + dSae * dOut;
+        int[] ends = {dIn * dSae, dIn * dSae + dSae, decEnd, decEnd + dOut, decEnd + dOut + (c.skipConnection() ? dIn * dOut : 0)};
+        String[] names = {"W_enc", "b_enc", "W_dec", "b_dec", "W_skip"};
         for (int r = 0; r < ends.length; r++) {
             if (i < ends[r]) {
                 return names[r];
@@ -165,6 +180,40 @@ class SaeGradientTest {
         sae.setSparsityCoefficient(lambda);
         sae.forwardBackward(Nd4j.createFromArray(xs));
         return sae.gradients().dup().reshape(sae.parameters().length()).toDoubleVector();
+    }
+
+    // ---- transcoders: target of another width, no b_dec in the encoder, optional skip ----
+
+    private static SaeConfig.Builder transcoder(SaeConfig.Architecture architecture, boolean skip) {
+        return base(architecture).dOut(D_OUT).skipConnection(skip);
+    }
+
+    private static final int D_OUT = 4;
+
+    @Test
+    void reluTranscoderWithAndWithoutSkip() {
+        check(transcoder(SaeConfig.Architecture.RELU, false).build(), 0.7, new boolean[D_SAE], 21);
+        check(transcoder(SaeConfig.Architecture.RELU, true).build(), 0.7, new boolean[D_SAE], 22);
+    }
+
+    @Test
+    void jumpReluTranscoderTanhWithPreActivationLossAndSkip() {
+        check(transcoder(SaeConfig.Architecture.JUMPRELU, true).bandwidth(0.4).preActLossCoefficient(0.3)
+                .jumpReluSparsity(SaeConfig.JumpReluSparsity.TANH).build(), 0.5, deadPattern(), 23);
+        check(transcoder(SaeConfig.Architecture.JUMPRELU, false).bandwidth(0.4).preActLossCoefficient(0.3).build(),
+                0.5, deadPattern(), 24);
+    }
+
+    @Test
+    void topKTranscodersWithAuxK() {
+        check(transcoder(SaeConfig.Architecture.TOPK, true).k(3).auxKCoefficient(0.5).kAux(2).build(), 0.0, deadPattern(), 25);
+        check(transcoder(SaeConfig.Architecture.BATCHTOPK, false).k(2).auxKCoefficient(0.5).kAux(3).build(), 0.0, deadPattern(), 26);
+    }
+
+    @Test
+    void transcoderWithTheSameWidthStillSkipsTheDecoderBiasInTheEncoder() {
+        // d_out = d_in: only the transcoder flag distinguishes it from an SAE.
+        check(base(SaeConfig.Architecture.RELU).dOut(D_IN).skipConnection(true).build(), 0.3, new boolean[D_SAE], 27);
     }
 
     @Test

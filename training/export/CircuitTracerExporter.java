@@ -1,0 +1,192 @@
+package training.export;
+
+import activations.safetensors.SafeTensorsWriter;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import training.clt.CrossLayerTranscoder;
+import training.sae.SaeConfig;
+import training.sae.SparseAutoencoder;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes transcoders in the layout safety-research/circuit-tracer loads (fp32):
+ * <ul>
+ *   <li>Cross-layer transcoder ({@code model_kind: cross_layer_transcoder}): per layer i,
+ *   {@code W_enc_i.safetensors} with {@code W_enc_i} [F, d], {@code b_enc_i} [F], {@code b_dec_i} [d]
+ *   (bias of TARGET layer i) and {@code threshold_i} [F] (real threshold, strict {@code >}), and
+ *   {@code W_dec_i.safetensors} with {@code W_dec_i} [F, L - i, d] (source i to targets i..L-1).</li>
+ *   <li>Per-layer transcoders ({@code model_kind: transcoder_set}): {@code layer_i.safetensors} with
+ *   {@code W_enc} [F, d_in], {@code W_dec} [F, d_out], {@code b_enc}, {@code b_dec}, optional
+ *   {@code activation_function.threshold} [F] (JumpReLU, BatchTopK-as-JumpReLU) and {@code W_skip}
+ *   [d_out, d_in] (applied as {@code x W_skip^T}).</li>
+ * </ul>
+ * {@code config.yaml} holds {@code model_kind}, {@code feature_input_hook} and
+ * {@code feature_output_hook} as circuit-tracer's hook suffixes (the {@code blocks.N.} prefix
+ * dropped, e.g. {@code ln2.hook_normalized}, {@code hook_mlp_out}), plus sizes for readers.
+ *
+ * <p>Training scales are folded in so the files work on RAW activations: with input scale s_l and
+ * target scale u_t, {@code W_enc' = s_l W_enc}, {@code W_dec'[l -> t] = W_dec / u_t},
+ * {@code b_dec'_t = b_dec_t / u_t}, {@code W_skip' = W_skip s / u}; b_enc and thresholds unchanged.
+ * Every file is written to a temporary name and renamed; config.yaml comes last.
+ */
+public final class CircuitTracerExporter {
+
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+
+    private CircuitTracerExporter() {
+    }
+
+    /** Exports a trained CLT; scales are per layer (inputs, targets) as the trainer reports them. */
+    public static void exportCrossLayer(CrossLayerTranscoder clt, double[] inputScales, double[] targetScales,
+                                        String featureInputHook, String featureOutputHook, Path directory) {
+        int layers = clt.layers();
+        int d = clt.dModel();
+        int features = clt.featuresPerLayer();
+        checkScales(inputScales, layers, "input");
+        checkScales(targetScales, layers, "target");
+        try {
+            Files.createDirectories(directory);
+            for (int i = 0; i < layers; i++) {
+                new SafeTensorsWriter().metadata("format", "pt")
+                        .addF32("W_enc_" + i, transposed(clt.wEnc(i), inputScales[i]), features, d)
+                        .addF32("b_enc_" + i, floats(clt.bEnc(i), 1), features)
+                        .addF32("b_dec_" + i, floats(clt.bDec(i), 1 / targetScales[i]), d)
+                        .addF32("threshold_" + i, floats(clt.threshold(i), 1), features)
+                        .write(directory.resolve("W_enc_" + i + ".safetensors"));
+                int targets = layers - i;
+                float[] dec = new float[features * targets * d];
+                for (int k = 0; k < targets; k++) {
+                    float[] block = floats(clt.wDec(i, i + k), 1 / targetScales[i + k]);
+                    for (int f = 0; f < features; f++) {
+                        System.arraycopy(block, f * d, dec, (f * targets + k) * d, d);
+                    }
+                }
+                new SafeTensorsWriter().metadata("format", "pt").addF32("W_dec_" + i, dec, features, targets, d)
+                        .write(directory.resolve("W_dec_" + i + ".safetensors"));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the circuit-tracer export in " + directory + ": " + e.getMessage(), e);
+        }
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("model_kind", "cross_layer_transcoder");
+        config.put("feature_input_hook", suffix(featureInputHook));
+        config.put("feature_output_hook", suffix(featureOutputHook));
+        config.put("n_layers", layers);
+        config.put("d_model", d);
+        config.put("d_transcoder", features);
+        config.put("activation", "jump_relu");
+        writeConfig(directory, config);
+    }
+
+    /** Exports one per-layer transcoder per layer (index = layer) as a circuit-tracer transcoder set. */
+    public static void exportTranscoderSet(List<SparseAutoencoder> transcoders, double[] inputScales, double[] targetScales,
+                                           String featureInputHook, String featureOutputHook, Path directory) {
+        int layers = transcoders.size();
+        if (layers == 0) {
+            throw new IllegalArgumentException("a transcoder set needs at least one transcoder (one per layer from 0)");
+        }
+        checkScales(inputScales, layers, "input");
+        checkScales(targetScales, layers, "target");
+        SparseAutoencoder first = transcoders.get(0);
+        String activation = null;
+        try {
+            Files.createDirectories(directory);
+            for (int i = 0; i < layers; i++) {
+                SparseAutoencoder t = transcoders.get(i);
+                if (!t.isTranscoder()) {
+                    throw new IllegalArgumentException("layer " + i + " holds an SAE, not a transcoder; train it with d_out set");
+                }
+                if (t.dSae() != first.dSae() || t.config().architecture() != first.config().architecture()) {
+                    throw new IllegalArgumentException("layer " + i + "'s transcoder differs in size or architecture from layer 0's;"
+                            + " circuit-tracer needs one d_transcoder and activation for the set");
+                }
+                int dIn = t.dIn();
+                int dOut = t.dOut();
+                int dSae = t.dSae();
+                SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt")
+                        .addF32("W_enc", transposed(t.wEnc(), inputScales[i]), dSae, dIn)
+                        .addF32("W_dec", floats(t.wDec(), 1 / targetScales[i]), dSae, dOut)
+                        .addF32("b_enc", floats(t.bEnc(), 1), dSae)
+                        .addF32("b_dec", floats(t.bDec(), 1 / targetScales[i]), dOut);
+                INDArray threshold = t.exportThreshold();
+                if (threshold != null) {
+                    w.addF32("activation_function.threshold", floats(threshold, 1), dSae);
+                }
+                if (t.wSkip() != null) {
+                    w.addF32("W_skip", transposed(t.wSkip(), inputScales[i] / targetScales[i]), dOut, dIn);
+                }
+                w.write(directory.resolve("layer_" + i + ".safetensors"));
+                activation = threshold != null ? null : t.config().architecture() == SaeConfig.Architecture.TOPK ? "topk" : "relu";
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the circuit-tracer export in " + directory + ": " + e.getMessage(), e);
+        }
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("model_kind", "transcoder_set");
+        config.put("feature_input_hook", suffix(featureInputHook));
+        config.put("feature_output_hook", suffix(featureOutputHook));
+        // circuit-tracer reads JumpReLU thresholds from the weights when no activation is named.
+        if (activation != null) {
+            config.put("activation", activation);
+            if (activation.equals("topk")) {
+                config.put("k", first.config().k());
+            }
+        }
+        config.put("n_layers", layers);
+        config.put("d_transcoder", first.dSae());
+        writeConfig(directory, config);
+    }
+
+    /** {@code blocks.3.ln2.hook_normalized} -> {@code ln2.hook_normalized}; suffixes pass through. */
+    static String suffix(String hook) {
+        if (hook == null || hook.isBlank()) {
+            throw new IllegalArgumentException("feature input/output hook is missing; pass e.g. ln2.hook_normalized and hook_mlp_out");
+        }
+        return hook.replaceFirst("^blocks\\.\\d+\\.", "");
+    }
+
+    private static void writeConfig(Path directory, Map<String, Object> config) {
+        Path temp = directory.resolve(".config.yaml.tmp-" + ProcessHandle.current().pid());
+        try {
+            YAML.writeValue(temp.toFile(), config);
+            Files.move(temp, directory.resolve("config.yaml"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + directory.resolve("config.yaml") + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkScales(double[] scales, int layers, String side) {
+        if (scales == null || scales.length != layers) {
+            throw new IllegalArgumentException("need one " + side + " scale per layer (" + layers + "); pass 1s if the activations were not scaled");
+        }
+        for (double s : scales) {
+            if (!(s > 0) || !Double.isFinite(s)) {
+                throw new IllegalArgumentException(side + " normalization scale " + s + " must be a positive number");
+            }
+        }
+    }
+
+    private static float[] floats(INDArray a, double factor) {
+        float[] v = a.dup('c').reshape(a.length()).toFloatVector();
+        if (factor != 1) {
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (v[i] * factor);
+            }
+        }
+        return v;
+    }
+
+    /** The transpose of a [r, c] matrix as row-major [c, r] floats, times factor. */
+    private static float[] transposed(INDArray a, double factor) {
+        return floats(a.transpose(), factor);
+    }
+}
