@@ -5,7 +5,7 @@ import activations.hooks.ForwardResult;
 import activations.hooks.HookPoint;
 import activations.model.ModelChecksums;
 import activations.model.ModelConfig;
-import activations.model.ParallelLoops;
+import activations.model.ComputeThreads;
 import activations.model.TransformerModel;
 import activations.safetensors.DType;
 import activations.table.ActivationManifest;
@@ -232,8 +232,7 @@ public final class CacheJob {
         if (task != null) {
             // Each task owns spark.task.cpus cores: ND4J's OpenMP pool must not spread wider, or two tasks
             // on two cores run slower than one (measured; see the README's cluster settings).
-            Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
-            ParallelLoops.limitCurrentThread(task.cpus());
+            ComputeThreads.limit(task.cpus());
         }
         TransformerModel model = ExecutorResources.model(o.modelDir(), GpuAssignment.bindTaskDevice(task));
         List<HookPoint> points = HookPoint.parseAll(hooks, model.config());

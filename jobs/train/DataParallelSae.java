@@ -4,7 +4,7 @@ import activations.table.ActivationManifest;
 import activations.table.ActivationSource;
 import activations.table.ActivationTableReader;
 import activations.table.RepeatedSource;
-import activations.model.ParallelLoops;
+import activations.model.ComputeThreads;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
@@ -215,8 +215,7 @@ public final class DataParallelSae {
                                      int replica, int replicas, int share, int k, boolean gradientMode, RoundState state) {
         TaskContext task = TaskContext.get();
         if (task != null) {
-            Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
-            ParallelLoops.limitCurrentThread(task.cpus());
+            ComputeThreads.limit(task.cpus());
         }
         SaeStep local = new SaeStep(config);
         Checkpoints.TrainerState restored = new Checkpoints.TrainerState();

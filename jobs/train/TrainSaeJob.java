@@ -7,14 +7,13 @@ import activations.table.HookStatistics;
 import activations.table.MixingBuffer;
 import activations.table.RepeatedSource;
 import activations.table.TokenTableManifest;
-import activations.model.ParallelLoops;
+import activations.model.ComputeThreads;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.util.SerializableConfiguration;
-import org.nd4j.linalg.factory.Nd4j;
 import training.export.SaeLensExporter;
 import training.export.SaeLensMetadata;
 import training.sae.SaeConfig;
@@ -157,8 +156,7 @@ public final class TrainSaeJob {
             TaskContext task = TaskContext.get();
             if (task != null) {
                 // A run owns spark.task.cpus cores: no wider OpenMP or loop parallelism than that.
-                Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
-                ParallelLoops.limitCurrentThread(task.cpus());
+                ComputeThreads.limit(task.cpus());
             }
             return train(conf.value(), activations, run, resume, null);
         }).collect();

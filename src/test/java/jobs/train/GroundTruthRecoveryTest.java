@@ -7,7 +7,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.nd4j.linalg.factory.Nd4j;
+import training.clt.SmallShapes;
 import training.trainer.SyntheticDictionary;
 
 import java.io.IOException;
@@ -36,13 +36,10 @@ class GroundTruthRecoveryTest {
     static final int ROWS = 65_536;
     static SyntheticDictionary truth;
     static Path cache;
-    static int savedThreads;
 
     @BeforeAll
     static void importData(@TempDir Path dir) throws IOException {
-        // Small matrices: one OpenMP thread avoids synchronization costs on a 2-core machine.
-        savedThreads = Nd4j.getEnvironment().maxThreads();
-        Nd4j.getEnvironment().setMaxThreads(1);
+        SmallShapes.singleThreaded();
         truth = new SyntheticDictionary(D_IN, 256, 7);
         Path npy = dir.resolve("synthetic.npy");
         writeNpy(npy, truth.samples(ROWS, 5, 0.01, 8), ROWS, D_IN);
@@ -53,7 +50,7 @@ class GroundTruthRecoveryTest {
 
     @AfterAll
     static void restoreThreads() {
-        Nd4j.getEnvironment().setMaxThreads(savedThreads);
+        SmallShapes.restore();
     }
 
     @ParameterizedTest(name = "{0}")
