@@ -1,6 +1,8 @@
 package jobs.cli;
 
 import jobs.evaluate.EvaluateJob;
+import jobs.evaluate.TranscoderEvaluateJob;
+import training.clt.ReplacementEvaluation;
 import jobs.spark.SparkSessions;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
@@ -12,11 +14,11 @@ import java.util.concurrent.Callable;
 
 /** {@code spindle evaluate}: reconstruction and spliced-CE metrics of a dictionary, on Spark. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        description = "Evaluate a SAELens dictionary on held-out sequences (the last N by seq_id): MSE, FVU, cosine, L0, "
-                + "dead/dense features, spliced and zero-ablated next-token CE, CE score, KL; writes evaluation.json and PNG plots.")
+        description = "Evaluate a dictionary on held-out sequences (the last N by seq_id). A SAELens SAE gets MSE, FVU, cosine, L0, "
+                + "dead/dense features, spliced and zero-ablated next-token CE, CE score, KL (evaluation.json and PNG plots). A transcoder in circuit-tracer's layout gets the replacement model's top-1 agreement and KL (all layers, and one at a time) and per-layer NMSE and L0.")
 public final class EvaluateCommand implements Callable<Integer> {
 
-    @Option(names = "--dictionary", required = true, description = "SAELens directory (cfg.json, sae_weights.safetensors).")
+    @Option(names = "--dictionary", required = true, description = "SAELens directory (cfg.json, ...) or circuit-tracer transcoder directory (config.yaml, ...).")
     String dictionary;
 
     @Option(names = "--model", required = true, description = "Model directory.")
@@ -45,6 +47,15 @@ public final class EvaluateCommand implements Callable<Integer> {
     public Integer call() {
         SparkSession spark = SparkSessions.create("spindle evaluate", master);
         try {
+            if (TranscoderEvaluateJob.isTranscoderDirectory(dictionary)) {
+                ReplacementEvaluation.Report t = TranscoderEvaluateJob.run(spark, new TranscoderEvaluateJob.Options(
+                        dictionary, model, tokens, sequences, out, overwrite));
+                System.out.printf(Locale.ROOT, "%s: %,d positions  all layers replaced: top-1 agreement %.4f  KL %.4f;"
+                                + "  per layer NMSE %s  L0 %s  agreement %s%n", out, t.positions(), t.allLayersAgreement(),
+                        t.allLayersKl(), java.util.Arrays.toString(t.nmseByLayer()), java.util.Arrays.toString(t.l0ByLayer()),
+                        java.util.Arrays.toString(t.singleLayerAgreement()));
+                return 0;
+            }
             EvaluateJob.Result r = EvaluateJob.run(spark, new EvaluateJob.Options(dictionary, model, tokens, sequences,
                     batchSequences, out, overwrite));
             Map<String, Object> rec = (Map<String, Object>) r.report().get("reconstruction");

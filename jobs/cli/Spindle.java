@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
                 TokenizeCommand.class,
                 CacheCommand.class,
                 TrainSaeCommand.class,
+                TrainCltCommand.class,
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
                 BenchCommand.class,

@@ -2,14 +2,10 @@ package jobs.train;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
-import com.typesafe.config.ConfigFactory;
-import jobs.config.ConfigKeys;
+import jobs.config.Settings;
 import training.sae.SaeConfig;
 
 import java.io.Serializable;
-import java.util.LinkedHashMap;
-import java.util.Locale;
-import java.util.Map;
 
 /**
  * One SAE run's settings as HOCON keys (the defaults and their meaning are in conf/reference.conf,
@@ -19,45 +15,40 @@ import java.util.Map;
  */
 public final class SaeSettings implements Serializable {
 
+    static final String SECTION = "spindle.sae";
+
     /** The reference defaults, from conf/reference.conf on the classpath. */
     public static Config defaults() {
-        return ConfigFactory.defaultReference().getConfig("spindle.sae");
+        return Settings.defaults(SECTION);
     }
 
-    private final Map<String, Object> values;
+    private final Settings settings;
 
-    private SaeSettings(Map<String, Object> values) {
-        this.values = values;
+    private SaeSettings(Settings settings) {
+        this.settings = settings;
     }
 
     /** {@code overrides} (keys as in reference.conf) on top of the defaults; unknown keys fail with a suggestion. */
     public static SaeSettings of(Config overrides, String where) {
-        Config defaults = defaults();
-        ConfigKeys.check(overrides, defaults.root().keySet(), where);
-        Config resolved = overrides.withFallback(defaults).resolve();
-        Map<String, Object> values = new LinkedHashMap<>();
-        for (String key : defaults.root().keySet()) {
-            values.put(key, resolved.getValue(key).unwrapped());
-        }
-        SaeSettings settings = new SaeSettings(values);
-        settings.toConfig(1); // type-check every value now, before any work starts
-        return settings;
+        SaeSettings sae = new SaeSettings(Settings.of(SECTION, overrides, where));
+        sae.toConfig(1); // type-check every value now, before any work starts
+        return sae;
     }
 
     public Config asConfig() {
-        return ConfigFactory.parseMap(values);
+        return settings.asConfig();
     }
 
     public int mixingBuffer() {
-        return intValue("mixing-buffer");
+        return asConfig().getInt("mixing-buffer");
     }
 
     public int epochs() {
-        return intValue("epochs");
+        return asConfig().getInt("epochs");
     }
 
     public long seed() {
-        return longValue("seed");
+        return asConfig().getLong("seed");
     }
 
     /** The run's SaeConfig for activations of width {@code dIn}. */
@@ -67,7 +58,7 @@ public final class SaeSettings implements Serializable {
             return SaeConfig.builder(SaeConfig.Architecture.parse(c.getString("architecture")), dIn, c.getInt("d-sae"))
                     .k(c.getInt("k"))
                     .sparsityCoefficient(c.getDouble("sparsity-coeff"))
-                    .jumpReluSparsity(parseEnum(SaeConfig.JumpReluSparsity.class, c.getString("sparsity"), "sparsity"))
+                    .jumpReluSparsity(Settings.parseEnum(SaeConfig.JumpReluSparsity.class, c.getString("sparsity"), "sparsity"))
                     .tanhScale(c.getDouble("tanh-scale"))
                     .bandwidth(c.getDouble("bandwidth"))
                     .thresholdInit(c.getDouble("threshold-init"))
@@ -75,7 +66,7 @@ public final class SaeSettings implements Serializable {
                     .auxKCoefficient(c.getDouble("aux-k-coeff"))
                     .kAux(c.getInt("k-aux"))
                     .decoderInitNorm(c.getDouble("decoder-init-norm"))
-                    .decoderBiasInit(parseEnum(SaeConfig.DecoderBiasInit.class, c.getString("decoder-bias-init"), "decoder-bias-init"))
+                    .decoderBiasInit(Settings.parseEnum(SaeConfig.DecoderBiasInit.class, c.getString("decoder-bias-init"), "decoder-bias-init"))
                     .learningRate(c.getDouble("lr"))
                     .adamBetas(c.getDouble("beta1"), c.getDouble("beta2"))
                     .lrWarmupSteps(c.getInt("lr-warmup-steps"))
@@ -95,29 +86,8 @@ public final class SaeSettings implements Serializable {
         }
     }
 
-    private int intValue(String key) {
-        return asConfig().getInt(key);
-    }
-
-    private long longValue(String key) {
-        return asConfig().getLong(key);
-    }
-
-    private static <E extends Enum<E>> E parseEnum(Class<E> type, String value, String key) {
-        try {
-            return Enum.valueOf(type, value.trim().toUpperCase(Locale.ROOT).replace('-', '_'));
-        } catch (IllegalArgumentException e) {
-            StringBuilder options = new StringBuilder();
-            for (E constant : type.getEnumConstants()) {
-                options.append(options.length() == 0 ? "" : ", ").append(constant.name().toLowerCase(Locale.ROOT));
-            }
-            throw new IllegalArgumentException("'" + key + " = " + value + "' is not one of: " + options);
-        }
-    }
-
     /** HOCON text of the settings, for train_config.conf. */
     public String render() {
-        return asConfig().root().render(com.typesafe.config.ConfigRenderOptions.defaults()
-                .setOriginComments(false).setJson(false));
+        return settings.render();
     }
 }
