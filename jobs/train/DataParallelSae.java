@@ -20,6 +20,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import training.sae.SaeConfig;
 import training.sae.SparseAutoencoder;
 import training.trainer.Checkpoints;
+import training.trainer.RunFiles;
 import training.trainer.SaeStep;
 import training.trainer.SaeTrainer;
 
@@ -262,15 +263,9 @@ public final class DataParallelSae {
     }
 
     private static void fill(ActivationSource source, FloatBuffer floats, int rows, long step) {
-        floats.clear();
-        int filled = 0;
-        while (filled < rows) {
-            int n = source.read(new FloatBuffer[] {floats}, rows - filled);
-            if (n == 0) {
-                throw new IllegalStateException("a replica's share of the activations ended at step " + step
-                        + "; lower `tokens`, raise `epochs`, or cache more tokens");
-            }
-            filled += n;
+        if (!RunFiles.fill(source, new FloatBuffer[] {floats}, rows)) {
+            throw new IllegalStateException("a replica's share of the activations ended at step " + step
+                    + "; lower `tokens`, raise `epochs`, or cache more tokens");
         }
         for (int i = 0; i < floats.capacity(); i++) {
             if (!Float.isFinite(floats.get(i))) {
@@ -315,7 +310,7 @@ public final class DataParallelSae {
 
     private static void checkpoint(SaeStep master, java.nio.file.Path out, long step, long tokens, double scale) {
         Checkpoints.TrainerState state = master.capture(step, tokens, step * master.config().batchSize(), scale);
-        state.config = JSON.convertValue(master.config(), java.util.LinkedHashMap.class);
+        state.config = RunFiles.configMap(master.config());
         Checkpoints.write(out, state, master.sae().parameters().toFloatVector(), master.adam().state().toFloatVector());
     }
 

@@ -10,6 +10,7 @@ import training.optim.AdamOptimizer;
 import training.optim.GradientClipping;
 import training.optim.Schedules;
 import training.trainer.Checkpoints;
+import training.trainer.RunFiles;
 import training.trainer.FeatureStatistics;
 
 import java.io.BufferedWriter;
@@ -21,16 +22,12 @@ import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Optional;
-import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -193,7 +190,7 @@ public final class CltTrainer {
         double[] outScale;
         if (checkpoint.isPresent()) {
             Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
-            checkSameConfig(loaded.state().config, checkpoint.get());
+            RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
             clt.parameters().assign(Nd4j.createFromArray(loaded.parameters()).reshape(clt.parameters().shape()));
             adam.restoreState(Nd4j.createFromArray(loaded.adamState()));
             restore(stats, loaded.state());
@@ -208,7 +205,7 @@ public final class CltTrainer {
                         + loaded.state().dataPosition + "; resume with a freshly opened source");
             }
             source.skip(skip);
-            truncateMetrics(step);
+            RunFiles.truncateMetrics(output, step);
         } else {
             if (givenInputScales != null) {
                 inScale = givenInputScales.clone();
@@ -221,7 +218,7 @@ public final class CltTrainer {
             clt.initialize(config.seed());
             step = 0;
             tokens = 0;
-            deleteMetrics();
+            RunFiles.resetMetrics(output);
         }
 
         Interval interval = new Interval(layers);
@@ -230,7 +227,7 @@ public final class CltTrainer {
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (step < totalSteps) {
                 long batchStart = source.position();
-                if (!fill(source, destinations, batchSize)) {
+                if (!RunFiles.fill(source, destinations, batchSize)) {
                     break; // activations ended: finish with what was trained
                 }
                 for (int l = 0; l < layers; l++) {
@@ -309,21 +306,6 @@ public final class CltTrainer {
         return m.lookingAt() ? Integer.parseInt(m.group(1)) : 0;
     }
 
-    private static boolean fill(ActivationSource source, FloatBuffer[] destinations, int rows) {
-        for (FloatBuffer b : destinations) {
-            b.clear();
-        }
-        int filled = 0;
-        while (filled < rows) {
-            int n = source.read(destinations, rows - filled);
-            if (n == 0) {
-                return false;
-            }
-            filled += n;
-        }
-        return true;
-    }
-
     /** sqrt(d) / mean ||v|| per layer and side over the first normalization batches. */
     private double[][] estimateScales(ActivationSource source, FloatBuffer[] destinations, INDArray[] x, INDArray[] y) {
         int layers = config.layers();
@@ -332,7 +314,7 @@ public final class CltTrainer {
         int batches = 0;
         for (int b = 0; b < config.normalizationBatches(); b++) {
             long start = source.position();
-            if (!fill(source, destinations, config.batchSize())) {
+            if (!RunFiles.fill(source, destinations, config.batchSize())) {
                 break;
             }
             for (int l = 0; l < layers; l++) {
@@ -410,7 +392,7 @@ public final class CltTrainer {
         state.dataPosition = dataPosition;
         state.normalizationScales = concat(inScale, outScale);
         state.seed = config.seed();
-        state.config = configMap(config);
+        state.config = RunFiles.configMap(config);
         state.architectureState = new double[0];
         FeatureStatistics.State s = stats.state();
         state.tokensSinceFired = s.tokensSinceFired();
@@ -434,57 +416,7 @@ public final class CltTrainer {
         return out;
     }
 
-    @SuppressWarnings("unchecked")
-    private static Map<String, Object> configMap(CltConfig config) {
-        return JSON.convertValue(config, LinkedHashMap.class);
-    }
-
-    private void checkSameConfig(Map<String, Object> saved, Path checkpoint) {
-        Map<String, Object> current = configMap(config);
-        TreeSet<String> differing = new TreeSet<>();
-        for (String key : current.keySet()) {
-            if (key.equals("metricsEverySteps") || key.equals("checkpointEverySteps")) {
-                continue;
-            }
-            if (saved == null || !String.valueOf(current.get(key)).equals(String.valueOf(saved.get(key)))) {
-                differing.add(key);
-            }
-        }
-        if (!differing.isEmpty()) {
-            throw new IllegalStateException("checkpoint " + checkpoint + " was made with a different config (" + differing
-                    + "); resume with the run's original settings or choose a new output directory");
-        }
-    }
-
     // ---- metrics file ----
-
-    private void deleteMetrics() {
-        try {
-            Files.deleteIfExists(output.resolve("metrics.jsonl"));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot reset " + output.resolve("metrics.jsonl"), e);
-        }
-    }
-
-    private void truncateMetrics(long step) {
-        Path file = output.resolve("metrics.jsonl");
-        if (!Files.exists(file)) {
-            return;
-        }
-        try {
-            List<String> kept = new ArrayList<>();
-            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-                if (!line.isBlank() && JSON.readTree(line).path("step").asLong(Long.MAX_VALUE) <= step) {
-                    kept.add(line);
-                }
-            }
-            Path temp = file.resolveSibling(".metrics.jsonl.tmp");
-            Files.write(temp, kept, StandardCharsets.UTF_8);
-            Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot rewrite " + file + ": " + e.getMessage(), e);
-        }
-    }
 
     private static final class Interval {
         private final long startNanos = System.nanoTime();

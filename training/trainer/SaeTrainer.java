@@ -5,10 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.schedule.ISchedule;
 import training.optim.AdamOptimizer;
-import training.optim.GradientClipping;
-import training.optim.Schedules;
 import training.sae.SaeConfig;
 import training.sae.SparseAutoencoder;
 
@@ -22,11 +19,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.TreeSet;
 
 /**
  * Trains one SAE on one hook of an {@link ActivationSource}: batches are decoded straight into the
@@ -160,7 +154,7 @@ public final class SaeTrainer {
         double targetScale;
         if (checkpoint.isPresent()) {
             Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
-            checkSameConfig(loaded.state().config, checkpoint.get());
+            RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
             stepper.restore(loaded.state(), loaded.parameters(), loaded.adamState());
             step = loaded.state().step;
             tokens = loaded.state().tokens;
@@ -172,7 +166,7 @@ public final class SaeTrainer {
                         + loaded.state().dataPosition + "; resume with a freshly opened source");
             }
             source.skip(skip);
-            truncateMetrics(step);
+            RunFiles.truncateMetrics(output, step);
         } else {
             float[][] sample = readSample(source, destinations, batch, target);
             int sampleRows = sample[0].length / dIn;
@@ -189,7 +183,7 @@ public final class SaeTrainer {
             }
             step = 0;
             tokens = 0;
-            deleteMetrics();
+            RunFiles.resetMetrics(output);
         }
 
         Interval interval = new Interval();
@@ -198,7 +192,7 @@ public final class SaeTrainer {
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (step < totalSteps) {
                 long batchStart = source.position();
-                if (!fill(source, destinations, batchSize)) {
+                if (!RunFiles.fill(source, destinations, batchSize)) {
                     break; // activations ended: finish with what was trained
                 }
                 batch.muli(scale);
@@ -237,22 +231,6 @@ public final class SaeTrainer {
 
     // ---- data ----
 
-    /** Fills the whole batch; false if the source ends first (a partial last batch is dropped). */
-    private static boolean fill(ActivationSource source, FloatBuffer[] destinations, int rows) {
-        for (FloatBuffer d : destinations) {
-            d.clear();
-        }
-        int filled = 0;
-        while (filled < rows) {
-            int n = source.read(destinations, rows - filled);
-            if (n == 0) {
-                return false;
-            }
-            filled += n;
-        }
-        return true;
-    }
-
     /** The first normalization batches of every hook, concatenated per hook. */
     private float[][] readSample(ActivationSource source, FloatBuffer[] destinations, INDArray batch, INDArray target) {
         int batches = config.normalizationBatches();
@@ -260,7 +238,7 @@ public final class SaeTrainer {
         List<float[][]> parts = new ArrayList<>();
         for (int b = 0; b < batches; b++) {
             long start = source.position();
-            if (!fill(source, destinations, config.batchSize())) {
+            if (!RunFiles.fill(source, destinations, config.batchSize())) {
                 break;
             }
             float[][] copy = new float[arrays.length][];
@@ -321,64 +299,12 @@ public final class SaeTrainer {
     private void writeCheckpoint(SaeStep stepper, long step, long tokens, long dataPosition, double scale,
                                  double targetScale) {
         Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition, scale, targetScale);
-        state.config = configMap(config);
+        state.config = RunFiles.configMap(config);
         Checkpoints.write(output, state, stepper.sae().parameters().toFloatVector(), stepper.adam().state().toFloatVector());
         listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));
     }
 
-    @SuppressWarnings("unchecked")
-    private static Map<String, Object> configMap(SaeConfig config) {
-        return JSON.convertValue(config, LinkedHashMap.class);
-    }
-
-    private void checkSameConfig(Map<String, Object> saved, Path checkpoint) {
-        Map<String, Object> current = configMap(config);
-        // Cadences may change on resume; everything that shapes the result may not.
-        TreeSet<String> differing = new TreeSet<>();
-        for (String key : current.keySet()) {
-            if (key.equals("metricsEverySteps") || key.equals("checkpointEverySteps")) {
-                continue;
-            }
-            if (saved == null || !String.valueOf(current.get(key)).equals(String.valueOf(saved.get(key)))) {
-                differing.add(key);
-            }
-        }
-        if (!differing.isEmpty()) {
-            throw new IllegalStateException("checkpoint " + checkpoint + " was made with a different config (" + differing
-                    + "); resume with the run's original settings or choose a new output directory");
-        }
-    }
-
     // ---- metrics ----
-
-    private void deleteMetrics() {
-        try {
-            Files.deleteIfExists(output.resolve("metrics.jsonl"));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot reset " + output.resolve("metrics.jsonl"), e);
-        }
-    }
-
-    /** Drops metrics lines written after the checkpoint being resumed (they will be recomputed). */
-    private void truncateMetrics(long step) {
-        Path file = output.resolve("metrics.jsonl");
-        if (!Files.exists(file)) {
-            return;
-        }
-        try {
-            List<String> kept = new ArrayList<>();
-            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-                if (!line.isBlank() && JSON.readTree(line).path("step").asLong(Long.MAX_VALUE) <= step) {
-                    kept.add(line);
-                }
-            }
-            Path temp = file.resolveSibling(".metrics.jsonl.tmp");
-            Files.write(temp, kept, StandardCharsets.UTF_8);
-            Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot rewrite " + file + ": " + e.getMessage(), e);
-        }
-    }
 
     private static final class Interval {
         private final long startNanos = System.nanoTime();
