@@ -122,7 +122,10 @@ public final class DashboardWriter {
             table{border-collapse:collapse;margin-right:24px}td{padding:1px 8px;font-family:monospace;font-size:13px}
             .muted{color:#777;font-size:12px}
             </style></head>
-            <body><div id="side"><input id="search" placeholder="search feature id or token text"><div id="list"></div></div>
+            <body><div id="side"><input id="search" placeholder="search feature id or token text">
+            <div class="muted" style="margin:0 8px 6px"><label>sort <select id="sort"><option value="id">id</option>
+            <option value="freq">frequency</option><option value="max">max activation</option></select></label>
+            <label><input type="checkbox" id="live" checked> only features that fired</label></div><div id="list"></div></div>
             <div id="main"></div>
             <script type="application/json" id="spindle-data">@DATA@</script>
             <script>@SCRIPT@</script>
@@ -135,13 +138,17 @@ public final class DashboardWriter {
             const data = JSON.parse(document.getElementById('spindle-data').textContent);
             const byId = new Map(data.features.map(f => [f.id, f]));
             const list = document.getElementById('list'), main = document.getElementById('main'), search = document.getElementById('search');
+            const sort = document.getElementById('sort'), live = document.getElementById('live');
             function el(tag, text, cls){ const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
             function fmt(v){ return Number(v).toPrecision(3); }
             function shown(p){ return p.replace(/\\n/g, '\\u21b5'); }
             function renderList(){
               const q = search.value.trim().toLowerCase();
               list.replaceChildren();
-              for (const f of data.features) {
+              const features = data.features.slice();
+              if (sort.value !== 'id') features.sort((a, b) => b[sort.value] - a[sort.value]);
+              for (const f of features) {
+                if (live.checked && !(f.freq > 0)) continue;
                 const text = f.tokens.join(' ') + ' ' + (f.pos ? f.pos.map(p => p[0]).join(' ') : '');
                 if (q && String(f.id) !== q && !text.toLowerCase().includes(q)) continue;
                 const item = el('div', undefined, 'item');
@@ -197,6 +204,8 @@ public final class DashboardWriter {
               if (f) renderFeature(f); else { main.replaceChildren(el('h2', data.title), el('div', data.features.length + ' features; pick one on the left or search by id or token text.')); }
             }
             search.addEventListener('input', renderList);
+            sort.addEventListener('change', renderList);
+            live.addEventListener('change', renderList);
             window.addEventListener('hashchange', route);
             renderList(); route();
             })();
