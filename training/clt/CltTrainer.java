@@ -10,6 +10,7 @@ import training.optim.AdamOptimizer;
 import training.optim.GradientClipping;
 import training.optim.Schedules;
 import training.trainer.Checkpoints;
+import training.trainer.ProgressBar;
 import training.trainer.RunFiles;
 import training.trainer.FeatureStatistics;
 
@@ -70,7 +71,8 @@ public final class CltTrainer {
     }
 
     public static Listener consoleProgress(PrintStream out) {
-        return m -> out.printf(Locale.ROOT, "step %d/%d  tokens %d  loss %.4g  mse %.4g  nmse %s  l0 %s  dead %s  lr %.2e  %.0f tok/s%n",
+        return m -> out.printf(Locale.ROOT, "%s  step %d/%d  tokens %d  loss %.4g  mse %.4g  nmse %s  l0 %s  dead %s  lr %.2e  %.0f tok/s%n",
+                ProgressBar.render(m.step(), m.totalSteps(), m.tokensPerSecond(), m.step() == 0 ? 0 : m.tokens() / m.step()),
                 m.step(), m.totalSteps(), m.tokens(), m.loss(), m.mse(), format(m.nmseByLayer(), "%.3f"),
                 format(m.l0ByLayer(), "%.1f"), format(m.deadFractionByLayer(), "%.2f"), m.learningRate(), m.tokensPerSecond());
     }

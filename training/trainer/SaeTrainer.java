@@ -61,7 +61,8 @@ public final class SaeTrainer {
     /** A one-line progress printer for consoles. */
     public static Listener consoleProgress(java.io.PrintStream out) {
         return m -> out.printf(java.util.Locale.ROOT,
-                "step %d/%d  tokens %s  loss %.4g  mse %.4g  fvu %.3f  l0 %.1f  dead %.1f%%  dense %.1f%%  lr %.2e  %s tok/s%n",
+                "%s  step %d/%d  tokens %s  loss %.4g  mse %.4g  fvu %.3f  l0 %.1f  dead %.1f%%  dense %.1f%%  lr %.2e  %s tok/s%n",
+                ProgressBar.render(m.step(), m.totalSteps(), m.tokensPerSecond(), m.step() == 0 ? 0 : m.tokens() / m.step()),
                 m.step(), m.totalSteps(), human(m.tokens()), m.loss(), m.mse(), m.fvu(), m.l0(),
                 100 * m.deadFraction(), 100 * m.denseFraction(), m.learningRate(), human((long) m.tokensPerSecond()));
     }
