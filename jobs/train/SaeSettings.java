@@ -80,6 +80,7 @@ public final class SaeSettings implements Serializable {
                     .denseThreshold(c.getDouble("dense-threshold"))
                     .metricsEverySteps(c.getInt("metrics-every"))
                     .checkpointEverySteps(c.getInt("checkpoint-every"))
+                    .normalizationBatches(c.getInt("normalization-batches"))
                     .build();
         } catch (ConfigException.WrongType e) {
             throw new IllegalArgumentException("wrong type in the SAE settings: " + e.getMessage());

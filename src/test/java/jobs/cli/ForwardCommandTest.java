@@ -7,9 +7,6 @@ import activations.safetensors.SafeTensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -23,29 +20,14 @@ class ForwardCommandTest {
 
     static final String MODEL = "models/tinystories-656k";
 
-    record Run(int exitCode, String out, String err) {
-    }
-
-    static Run spindle(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Spindle.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+    static CliRun spindle(String... args) {
+        return CliRun.spindle(args);
     }
 
     @Test
     void writesTokensHooksAndLogits(@TempDir Path dir) {
         Path out = dir.resolve("x.safetensors");
-        Run run = spindle("forward", "--model", MODEL, "--text", "Once upon a time, there was a little girl named Lily. She",
+        CliRun run = spindle("forward", "--model", MODEL, "--text", "Once upon a time, there was a little girl named Lily. She",
                 "--hooks", "blocks.0.hook_resid_post,blocks.1.ln2.hook_normalized", "--out", out.toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("id 315"), "golden top next token 315 is printed: " + run.out());
@@ -77,25 +59,25 @@ class ForwardCommandTest {
     @Test
     void badInputIsOneClearLineAndNoOutput(@TempDir Path dir) {
         Path out = dir.resolve("never.safetensors");
-        Run unknownHook = spindle("forward", "--model", MODEL, "--text", "Hi", "--hooks", "blocks.0.resid", "--out", out.toString());
+        CliRun unknownHook = spindle("forward", "--model", MODEL, "--text", "Hi", "--hooks", "blocks.0.resid", "--out", out.toString());
         assertEquals(2, unknownHook.exitCode());
         assertTrue(unknownHook.err().contains("unknown hook 'blocks.0.resid'; valid hooks:"), unknownHook.err());
         assertEquals(1, unknownHook.err().strip().lines().count(), unknownHook.err());
 
-        Run empty = spindle("forward", "--model", MODEL, "--text", "", "--out", out.toString());
+        CliRun empty = spindle("forward", "--model", MODEL, "--text", "", "--out", out.toString());
         assertEquals(2, empty.exitCode());
         assertTrue(empty.err().contains("empty"), empty.err());
 
-        Run missing = spindle("forward", "--model", dir.resolve("nowhere").toString(), "--text", "Hi", "--out", out.toString());
+        CliRun missing = spindle("forward", "--model", dir.resolve("nowhere").toString(), "--text", "Hi", "--out", out.toString());
         assertEquals(2, missing.exitCode());
         assertTrue(missing.err().contains("no such directory"), missing.err());
 
         String longText = "Once upon a time there was a cat. ".repeat(200);
-        Run tooLong = spindle("forward", "--model", MODEL, "--text", longText, "--out", out.toString());
+        CliRun tooLong = spindle("forward", "--model", MODEL, "--text", longText, "--out", out.toString());
         assertEquals(2, tooLong.exitCode());
         assertTrue(tooLong.err().contains("exceed the model's context of 512"), tooLong.err());
 
-        Run badToken = spindle("forward", "--model", MODEL, "--tokens", "5,99999", "--out", out.toString());
+        CliRun badToken = spindle("forward", "--model", MODEL, "--tokens", "5,99999", "--out", out.toString());
         assertEquals(2, badToken.exitCode());
         assertTrue(badToken.err().contains("outside the vocabulary"), badToken.err());
 
