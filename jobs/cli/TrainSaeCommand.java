@@ -28,8 +28,11 @@ public final class TrainSaeCommand implements Callable<Integer> {
     @Option(names = "--activations", description = "Activation cache directory.")
     String activations;
 
-    @Option(names = "--hook", description = "Hook to train on.")
+    @Option(names = {"--hook", "--hook-in"}, description = "Hook to train on (a transcoder's input hook with --hook-out).")
     String hook;
+
+    @Option(names = "--hook-out", description = "Train a per-layer transcoder predicting this hook (e.g. blocks.L.hook_mlp_out) from --hook-in (e.g. blocks.L.ln2.hook_normalized).")
+    String hookOut;
 
     @Option(names = "--arch", description = "jumprelu | relu | topk | batchtopk.")
     String arch;
@@ -84,7 +87,11 @@ public final class TrainSaeCommand implements Callable<Integer> {
         if (activations == null || hook == null || out == null) {
             throw new IllegalArgumentException("give --activations, --hook and --out (or --conf FILE for a sweep)");
         }
-        TrainSaeJob.Run run = new TrainSaeJob.Run(hook, hook, SaeSettings.of(ConfigFactory.parseMap(overrides()), "the command line"), out);
+        TrainSaeJob.Run run = new TrainSaeJob.Run(hookOut == null ? hook : hook + "->" + hookOut, hook, hookOut,
+                SaeSettings.of(ConfigFactory.parseMap(overrides()), "the command line"), out);
+        if (hookOut != null && replicas > 1) {
+            throw new IllegalArgumentException("--replicas trains SAEs; train transcoders with one replica (omit --replicas)");
+        }
         TrainSaeJob.Outcome outcome;
         if (replicas > 1) {
             SparkSession spark = SparkSessions.create("spindle train-sae (data-parallel)", master);

@@ -51,6 +51,10 @@ public final class SaeSettings implements Serializable {
         return asConfig().getLong("seed");
     }
 
+    public boolean skipConnection() {
+        return asConfig().getBoolean("skip-connection");
+    }
+
     /** The run's SaeConfig for activations of width {@code dIn}. */
     public SaeConfig toConfig(int dIn) {
         Config c = asConfig();

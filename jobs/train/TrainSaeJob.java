@@ -39,12 +39,23 @@ public final class TrainSaeJob {
         private final String hook;
         private final SaeSettings settings;
         private final String out;
+        private final String hookOut;
 
         public Run(String name, String hook, SaeSettings settings, String out) {
+            this(name, hook, null, settings, out);
+        }
+
+        /** A per-layer transcoder when {@code hookOut} is set: input {@code hook}, target {@code hookOut}. */
+        public Run(String name, String hook, String hookOut, SaeSettings settings, String out) {
             this.name = name;
             this.hook = hook;
+            this.hookOut = hookOut;
             this.settings = settings;
             this.out = out;
+        }
+
+        public String hookOut() {
+            return hookOut;
         }
 
         public String name() {
@@ -98,9 +109,20 @@ public final class TrainSaeJob {
             throw new IllegalArgumentException("hook '" + run.hook() + "' is not in the activation cache " + activations
                     + "; it holds " + String.join(", ", manifest.hookNames()));
         }
-        SaeConfig config = run.settings().toConfig(dIn).toBuilder()
-                .normalizationScale(normalizationScale(manifest, run.hook(), dIn))
-                .build();
+        SaeConfig.Builder builder = run.settings().toConfig(dIn).toBuilder()
+                .normalizationScale(normalizationScale(manifest, run.hook(), dIn));
+        List<String> hooks = new ArrayList<>(List.of(run.hook()));
+        if (run.hookOut() != null) {
+            int dOut = manifest.dim(run.hookOut());
+            if (dOut < 0) {
+                throw new IllegalArgumentException("hook-out '" + run.hookOut() + "' is not in the activation cache " + activations
+                        + "; it holds " + String.join(", ", manifest.hookNames()));
+            }
+            builder.dOut(dOut).skipConnection(run.settings().skipConnection())
+                    .targetNormalizationScale(normalizationScale(manifest, run.hookOut(), dOut));
+            hooks.add(run.hookOut());
+        }
+        SaeConfig config = builder.build();
         java.nio.file.Path out = java.nio.file.Path.of(run.out());
         if (!resume && Files.exists(out.resolve("cfg.json"))) {
             throw new IllegalStateException("output directory " + out + " already holds a trained SAE; choose another --out");
@@ -108,7 +130,7 @@ public final class TrainSaeJob {
         SaeTrainer.Result result;
         List<SaeTrainer.Metrics> last = new ArrayList<>();
         try (ActivationSource source = new MixingBuffer(
-                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, List.of(run.hook())), run.settings().epochs()),
+                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), run.settings().epochs()),
                 Math.max(config.batchSize(), run.settings().mixingBuffer()), run.settings().seed())) {
             SaeTrainer trainer = new SaeTrainer(config, out).resume(resume).listener(m -> {
                 last.clear();
@@ -119,7 +141,13 @@ public final class TrainSaeJob {
             }
             result = trainer.train(source);
         }
-        export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
+        if (run.hookOut() != null) {
+            SaeLensExporter.export(result.sae(), result.normalizationScale(), result.targetNormalizationScale(),
+                    result.featureDensity(), metadata(conf, activations, manifest, run), run.hookOut(), out);
+            writeTrainConfig(activations, run, out);
+        } else {
+            export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
+        }
         SaeTrainer.Metrics m = last.isEmpty() ? null : last.get(0);
         return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m == null ? Double.NaN : m.fvu(),
                 m == null ? Double.NaN : m.l0(), m == null ? Double.NaN : m.deadFraction());
@@ -128,11 +156,20 @@ public final class TrainSaeJob {
     /** Writes the SAELens directory (scale folded into the weights) and train_config.conf into {@code out}. */
     static void export(Configuration conf, String activations, ActivationManifest manifest, Run run, java.nio.file.Path out,
                        training.sae.SparseAutoencoder sae, double scale, double[] featureDensity) {
-        SaeLensExporter.export(sae, scale, featureDensity, new SaeLensMetadata(manifest.modelId(), run.hook(), null,
-                manifest.contextSize(), prependsBos(conf, manifest), activations), out);
+        SaeLensExporter.export(sae, scale, featureDensity, metadata(conf, activations, manifest, run), out);
+        writeTrainConfig(activations, run, out);
+    }
+
+    private static SaeLensMetadata metadata(Configuration conf, String activations, ActivationManifest manifest, Run run) {
+        return new SaeLensMetadata(manifest.modelId(), run.hook(), null, manifest.contextSize(), prependsBos(conf, manifest),
+                activations);
+    }
+
+    private static void writeTrainConfig(String activations, Run run, java.nio.file.Path out) {
+        String hooks = "hook = \"" + run.hook() + "\"\n" + (run.hookOut() == null ? "" : "hook-out = \"" + run.hookOut() + "\"\n");
         try {
-            Files.writeString(out.resolve("train_config.conf"), "# " + run.name() + ": " + run.hook() + " of "
-                    + activations + "\nhook = \"" + run.hook() + "\"\nsae " + run.settings().render() + "\n");
+            Files.writeString(out.resolve("train_config.conf"), "# " + run.name() + " of " + activations + "\n" + hooks
+                    + "sae " + run.settings().render() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + out.resolve("train_config.conf") + ": " + e.getMessage(), e);
         }

@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrainSaeCommandTest {
 
     static final String HOOK = "blocks.0.hook_resid_post";
+    static final String HOOK_OUT = "blocks.0.hook_mlp_out";
     static Path cache;
 
     @BeforeAll
@@ -33,13 +34,15 @@ class TrainSaeCommandTest {
         org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(cache.toString());
         int rows = 2048;
         float[] values = new float[rows * 8];
+        float[] outputs = new float[rows * 8];
         Random random = new Random(1);
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) random.nextGaussian();
+            outputs[i] = 0.5f * values[i] + 0.1f * (float) random.nextGaussian();
         }
         try (ActivationShardWriter w = ActivationShardWriter.open(conf, new org.apache.hadoop.fs.Path(out,
-                ActivationShardWriter.shardFileName(0)), List.of(HOOK), new int[] {8}, DType.F32)) {
-            w.writeRows(new long[rows], new int[rows], new int[rows], new float[][] {values}, rows);
+                ActivationShardWriter.shardFileName(0)), List.of(HOOK, HOOK_OUT), new int[] {8, 8}, DType.F32)) {
+            w.writeRows(new long[rows], new int[rows], new int[rows], new float[][] {values, outputs}, rows);
             w.commit();
         }
         ActivationManifest.of("test", null, 0, null, null, null, ActivationManifest.listCommittedShards(conf, out))
@@ -106,9 +109,25 @@ class TrainSaeCommandTest {
     }
 
     @Test
+    void trainsAPerLayerTranscoderInTheSaeLensTranscoderLayout(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("plt");
+        CliRun run = train(out, "--hook-out", HOOK_OUT, "--set", "skip-connection=true");
+        assertEquals(0, run.exitCode(), run.err());
+        var cfg = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("cfg.json").toFile());
+        assertEquals(8, cfg.get("d_out").asInt());
+        assertEquals(false, cfg.get("apply_b_dec_to_input").asBoolean());
+        assertEquals(HOOK_OUT, cfg.get("metadata").get("hook_name_out").asText());
+        try (var weights = activations.safetensors.SafeTensors.open(out.resolve("sae_weights.safetensors"))) {
+            assertTrue(weights.contains("W_skip"), "skip connection exported");
+        }
+        assertError(train(dir.resolve("x"), "--hook-out", "blocks.0.hook_attn_out"), "hook-out 'blocks.0.hook_attn_out'",
+                "it holds");
+    }
+
+    @Test
     void badInputIsOneLineWithTheFix(@TempDir Path dir) {
         assertError(train(dir.resolve("a"), "--hook", "blocks.3.hook_resid_post"),
-                "is not in the activation cache", "it holds " + HOOK);
+                "is not in the activation cache", "it holds " + HOOK + ", " + HOOK_OUT);
         assertError(train(dir.resolve("b"), "--d-sae", "0"), "d_sae is 0");
         assertError(train(dir.resolve("c"), "--arch", "topk", "--k", "100"), "k is 100 but d_sae is 16");
         assertError(train(dir.resolve("d"), "--set", "sparsity-coef=1"), "unknown key 'sparsity-coef'",
