@@ -41,6 +41,20 @@ public final class Settings implements Serializable {
         return ConfigFactory.parseMap(values);
     }
 
+    /** Passes over the cache (both SAE and CLT sections have it). */
+    public int epochs() {
+        return asConfig().getInt("epochs");
+    }
+
+    /** Rows in the shuffling buffer between the cache and the trainer. */
+    public int mixingBuffer() {
+        return asConfig().getInt("mixing-buffer");
+    }
+
+    public long seed() {
+        return asConfig().getLong("seed");
+    }
+
     public String render() {
         return asConfig().root().render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false));
     }

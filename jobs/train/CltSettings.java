@@ -37,15 +37,15 @@ public final class CltSettings implements Serializable {
     }
 
     public int epochs() {
-        return asConfig().getInt("epochs");
+        return settings.epochs();
     }
 
     public int mixingBuffer() {
-        return asConfig().getInt("mixing-buffer");
+        return settings.mixingBuffer();
     }
 
     public long seed() {
-        return asConfig().getLong("seed");
+        return settings.seed();
     }
 
     public double memoryBudgetGb() {

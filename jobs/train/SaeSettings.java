@@ -40,15 +40,15 @@ public final class SaeSettings implements Serializable {
     }
 
     public int mixingBuffer() {
-        return asConfig().getInt("mixing-buffer");
+        return settings.mixingBuffer();
     }
 
     public int epochs() {
-        return asConfig().getInt("epochs");
+        return settings.epochs();
     }
 
     public long seed() {
-        return asConfig().getLong("seed");
+        return settings.seed();
     }
 
     public boolean skipConnection() {
