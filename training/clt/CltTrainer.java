@@ -5,10 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.schedule.ISchedule;
 import training.optim.AdamOptimizer;
-import training.optim.GradientClipping;
-import training.optim.Schedules;
 import training.trainer.Checkpoints;
 import training.trainer.ProgressBar;
 import training.trainer.RunFiles;
@@ -169,12 +166,10 @@ public final class CltTrainer {
         }
         int batchSize = config.batchSize();
         long totalSteps = config.totalSteps();
-        CrossLayerTranscoder clt = new CrossLayerTranscoder(config, DataType.FLOAT);
-        ISchedule lrSchedule = Schedules.learningRate(config.learningRate(), config.lrWarmupSteps(), totalSteps, config.lrDecayFraction());
-        ISchedule lambdaSchedule = Schedules.sparsityCoefficient(config.sparsityCoefficient(), config.sparsityWarmupSteps());
-        AdamOptimizer adam = new AdamOptimizer(clt.parameters().length(), lrSchedule, config.beta1(), config.beta2(),
-                config.adamEpsilon(), DataType.FLOAT);
-        FeatureStatistics stats = new FeatureStatistics(layers * features, config.deadWindowTokens(), config.denseThreshold());
+        CltStep stepper = new CltStep(config);
+        CrossLayerTranscoder clt = stepper.clt();
+        AdamOptimizer adam = stepper.adam();
+        FeatureStatistics stats = stepper.stats();
 
         INDArray[] x = new INDArray[layers];
         INDArray[] y = new INDArray[layers];
@@ -193,9 +188,7 @@ public final class CltTrainer {
         if (checkpoint.isPresent()) {
             Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
             RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
-            clt.parameters().assign(Nd4j.createFromArray(loaded.parameters()).reshape(clt.parameters().shape()));
-            adam.restoreState(Nd4j.createFromArray(loaded.adamState()));
-            restore(stats, loaded.state());
+            stepper.restore(loaded.state(), loaded.parameters(), loaded.adamState());
             step = loaded.state().step;
             tokens = loaded.state().tokens;
             double[] scales = loaded.state().normalizationScales;
@@ -238,27 +231,17 @@ public final class CltTrainer {
                     checkFinite(x[l], destinations[2 * l], 2 * l, source, step, batchStart);
                     checkFinite(y[l], destinations[2 * l + 1], 2 * l + 1, source, step, batchStart);
                 }
-                double lambda = lambdaSchedule.valueAt((int) step, 0);
-                clt.setSparsityCoefficient(lambda);
-                if (config.preActLossCoefficient() > 0) {
-                    clt.setDeadFeatures(stats.deadMask());
-                }
-                CrossLayerTranscoder.LossParts parts = clt.forwardBackward(x, y);
-                if (!Double.isFinite(parts.total())) {
-                    throw new IllegalStateException("loss became " + parts.total() + " at step " + step
-                            + " (activations were finite); lower the learning rate or raise the gradient clipping, and resume from the last checkpoint");
-                }
-                GradientClipping.clipGlobalNorm(clt.gradients(), config.gradClipNorm());
-                adam.step(clt.parameters(), clt.gradients(), (int) step);
+                double lambda = stepper.lambdaAt(step);
+                CrossLayerTranscoder.LossParts parts = stepper.gradients(x, y, step);
+                stepper.update(step, stepper.lastFireCounts(), batchSize);
                 for (Listener listener : listeners) {
                     listener.onStep(step, clt, adam);
                 }
-                stats.update(clt.lastFireCounts().toDoubleVector(), batchSize);
                 tokens += batchSize;
                 step++;
                 interval.add(parts);
                 if (step % config.metricsEverySteps() == 0 || step == totalSteps) {
-                    Metrics m = interval.metrics(step, totalSteps, tokens, nmse(clt, y), deadByLayer(stats),
+                    Metrics m = interval.metrics(step, totalSteps, tokens, CltStep.nmse(clt, y), deadByLayer(stats),
                             stats.takeDenseFraction(), adam.learningRate((int) step - 1), lambda, batchSize);
                     metrics.write(JSON.writeValueAsString(m));
                     metrics.newLine();
@@ -267,7 +250,7 @@ public final class CltTrainer {
                     interval = new Interval(layers);
                 }
                 if (config.checkpointEverySteps() > 0 && step % config.checkpointEverySteps() == 0) {
-                    writeCheckpoint(clt, adam, stats, step, tokens, source.position(), inScale, outScale);
+                    writeCheckpoint(stepper, step, tokens, source.position(), inScale, outScale);
                     lastCheckpointStep = step;
                 }
             }
@@ -275,7 +258,7 @@ public final class CltTrainer {
             throw new UncheckedIOException("cannot write metrics in " + output + ": " + e.getMessage(), e);
         }
         if (lastCheckpointStep != step) {
-            writeCheckpoint(clt, adam, stats, step, tokens, source.position(), inScale, outScale);
+            writeCheckpoint(stepper, step, tokens, source.position(), inScale, outScale);
         }
         return new Result(clt, inScale, outScale, step, tokens, stats.featureDensity());
     }
@@ -363,17 +346,6 @@ public final class CltTrainer {
         throw new IllegalStateException("activations at step " + step + " are too large to sum in fp32; pass normalization scales");
     }
 
-    /** Per-layer MSE / target variance on the last batch (normalized units; the ratio is scale-free). */
-    private static double[] nmse(CrossLayerTranscoder clt, INDArray[] y) {
-        double[] out = new double[y.length];
-        for (int l = 0; l < y.length; l++) {
-            double residual = y[l].squaredDistance(clt.lastPrediction(l));
-            double variance = y[l].subRowVector(y[l].mean(0)).norm2Number().doubleValue();
-            out[l] = variance > 0 ? residual / (variance * variance) : Double.NaN;
-        }
-        return out;
-    }
-
     private double[] deadByLayer(FeatureStatistics stats) {
         boolean[] dead = stats.deadMask();
         int features = config.featuresPerLayer();
@@ -386,30 +358,13 @@ public final class CltTrainer {
 
     // ---- checkpoints ----
 
-    private void writeCheckpoint(CrossLayerTranscoder clt, AdamOptimizer adam, FeatureStatistics stats, long step, long tokens,
-                                 long dataPosition, double[] inScale, double[] outScale) {
-        Checkpoints.TrainerState state = new Checkpoints.TrainerState();
-        state.step = step;
-        state.tokens = tokens;
-        state.dataPosition = dataPosition;
+    private void writeCheckpoint(CltStep stepper, long step, long tokens, long dataPosition, double[] inScale,
+                                 double[] outScale) {
+        Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition);
         state.normalizationScales = concat(inScale, outScale);
-        state.seed = config.seed();
         state.config = RunFiles.configMap(config);
-        state.architectureState = new double[0];
-        FeatureStatistics.State s = stats.state();
-        state.tokensSinceFired = s.tokensSinceFired();
-        state.intervalCounts = s.intervalCounts();
-        state.intervalTokens = s.intervalTokens();
-        state.windowCounts = s.windowCounts();
-        state.windowTokens = s.windowTokens();
-        state.lastWindowDensity = s.lastWindowDensity();
-        Checkpoints.write(output, state, clt.parameters().toFloatVector(), adam.state().toFloatVector());
+        Checkpoints.write(output, state, stepper.parameters().toFloatVector(), stepper.adam().state().toFloatVector());
         listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));
-    }
-
-    private static void restore(FeatureStatistics stats, Checkpoints.TrainerState state) {
-        stats.restore(new FeatureStatistics.State(state.tokensSinceFired, state.intervalCounts, state.intervalTokens,
-                state.windowCounts, state.windowTokens, state.lastWindowDensity));
     }
 
     private static double[] concat(double[] a, double[] b) {

@@ -16,7 +16,7 @@ import training.sae.SparseAutoencoder;
  * two so replicas can average gradients before the update: {@link #gradients} (forward and
  * backward on a normalized batch) and {@link #update} (clip, Adam, firing statistics).
  */
-public final class SaeStep {
+public final class SaeStep implements DictionaryStep {
 
     private final SaeConfig config;
     private final SparseAutoencoder sae;
@@ -46,14 +46,56 @@ public final class SaeStep {
         return sae;
     }
 
+    @Override
+    public INDArray parameters() {
+        return sae.parameters();
+    }
+
+    @Override
+    public INDArray gradients() {
+        return sae.gradients();
+    }
+
+    /** Batches: the input, and for a transcoder its target. */
+    @Override
+    public StepLoss gradients(INDArray[] batches, long step) {
+        INDArray target = batches.length > 1 ? batches[1] : null;
+        SparseAutoencoder.LossParts parts = gradients(batches[0], target, step);
+        return new StepLoss(parts.total(), parts.mse(), parts.sparsity(), parts.auxiliary(), parts.l0(),
+                fvu(target == null ? batches[0] : target, sae.lastReconstruction()));
+    }
+
+    @Override
+    public double[] lastFireCounts() {
+        return sae.lastFireCounts().toDoubleVector();
+    }
+
+    @Override
+    public double[] trainingState() {
+        return sae.trainingState();
+    }
+
+    @Override
+    public void restoreTrainingState(double[] state) {
+        sae.restoreTrainingState(state);
+    }
+
+    @Override
+    public Checkpoints.TrainerState capture(long step, long tokens, long dataPosition) {
+        return capture(step, tokens, dataPosition, 0, 0);
+    }
+
+    @Override
     public AdamOptimizer adam() {
         return adam;
     }
 
+    @Override
     public FeatureStatistics stats() {
         return stats;
     }
 
+    @Override
     public double lambdaAt(long step) {
         return lambdaSchedule.valueAt((int) step, 0);
     }
@@ -78,6 +120,7 @@ public final class SaeStep {
     }
 
     /** Clips the gradients in {@code sae().gradients()}, applies Adam and records which features fired. */
+    @Override
     public void update(long step, double[] fireCounts, int rows) {
         GradientClipping.clipGlobalNorm(sae.gradients(), config.gradClipNorm());
         adam.step(sae.parameters(), sae.gradients(), (int) step);
@@ -121,6 +164,7 @@ public final class SaeStep {
     }
 
     /** Restores parameters, optimizer moments, architecture state and statistics. */
+    @Override
     public void restore(Checkpoints.TrainerState state, float[] parameters, float[] adamState) {
         sae.parameters().assign(Nd4j.createFromArray(parameters).reshape(sae.parameters().shape()));
         adam.restoreState(Nd4j.createFromArray(adamState));
