@@ -96,8 +96,7 @@ public final class TrainSaeCommand implements Callable<Integer> {
         if (replicas > 1) {
             SparkSession spark = SparkSessions.create("spindle train-sae (data-parallel)", master);
             try {
-                outcome = DataParallelSae.train(spark, activations, run, replicas, syncEvery, resume,
-                        SaeTrainer.consoleProgress(System.out));
+                outcome = DataParallelSae.train(spark, activations, run, replicas, syncEvery, resume, System.out);
             } finally {
                 spark.stop();
             }
