@@ -55,6 +55,15 @@ public final class TrainCltCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue from the newest checkpoint in the output directory.")
     boolean resume;
 
+    @Option(names = "--replicas", defaultValue = "1", description = "Data-parallel replicas (Spark tasks) on disjoint parts of the cache (default: ${DEFAULT-VALUE}: train in this JVM).")
+    int replicas;
+
+    @Option(names = "--sync-every", defaultValue = "1", description = "With --replicas: average parameters and Adam moments every K local steps; 1 = synchronous gradient averaging (default: ${DEFAULT-VALUE}).")
+    int syncEvery;
+
+    @Option(names = "--master", description = "Spark master for --replicas (default: spark-submit's, else local[*]).")
+    String master;
+
     @Override
     public Integer call() {
         Map<String, Object> values = new LinkedHashMap<>();
@@ -80,8 +89,19 @@ public final class TrainCltCommand implements Callable<Integer> {
         values.putAll(ConfigFactory.parseMap(extra).root().unwrapped());
         Config fromFile = file.hasPath("clt") ? file.getConfig("clt") : ConfigFactory.empty();
         CltSettings settings = CltSettings.of(ConfigFactory.parseMap(values).withFallback(fromFile), "the CLT settings");
-        TrainCltJob.Outcome outcome = TrainCltJob.train(new Configuration(), activations, layerCount(layers), settings, out,
-                resume, CltTrainer.consoleProgress(System.out));
+        TrainCltJob.Outcome outcome;
+        if (replicas > 1) {
+            org.apache.spark.sql.SparkSession spark = jobs.spark.SparkSessions.create("spindle train-clt (data-parallel)", master);
+            try {
+                outcome = jobs.train.DataParallelClt.train(spark, activations, layerCount(layers), settings, out, replicas,
+                        syncEvery, resume, System.out);
+            } finally {
+                spark.stop();
+            }
+        } else {
+            outcome = TrainCltJob.train(new Configuration(), activations, layerCount(layers), settings, out, resume,
+                    CltTrainer.consoleProgress(System.out));
+        }
         System.out.printf(Locale.ROOT, "CLT written to %s (circuit-tracer layout): %d steps, %,d tokens%n",
                 outcome.out(), outcome.steps(), outcome.tokens());
         return 0;

@@ -32,13 +32,16 @@ public final class TrainCltJob {
     private TrainCltJob() {
     }
 
-    public static Outcome train(Configuration conf, String activations, int layers, CltSettings settings, String out,
-                                boolean resume, CltTrainer.Listener progress) {
+    /** A checked CLT run: the interleaved hooks, the config and the per-layer scales from the manifest. */
+    record Prepared(List<String> hooks, CltConfig config, double[][] scales) {
+    }
+
+    /** Checks the cache against the run (hooks present, one width) and the memory before anything is allocated. */
+    static Prepared prepare(Configuration conf, String activations, int layers, CltSettings settings) {
         if (layers < 1) {
             throw new IllegalArgumentException("--layers must name at least one layer (0-N)");
         }
-        Path cacheDir = new Path(activations);
-        ActivationManifest manifest = ActivationManifest.read(conf, cacheDir);
+        ActivationManifest manifest = ActivationManifest.read(conf, new Path(activations));
         List<String> hooks = new ArrayList<>();
         List<String> missing = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
@@ -66,11 +69,20 @@ public final class TrainCltJob {
         long budget = settings.memoryBudgetGb() > 0 ? (long) (settings.memoryBudgetGb() * (1L << 30))
                 : org.bytedeco.javacpp.Pointer.maxPhysicalBytes();
         CrossLayerTranscoder.checkFits(config, budget); // fails before allocating, with the sizes
+        return new Prepared(hooks, config, CltTrainer.scalesFromManifest(manifest, hooks));
+    }
+
+    public static Outcome train(Configuration conf, String activations, int layers, CltSettings settings, String out,
+                                boolean resume, CltTrainer.Listener progress) {
+        Prepared prepared = prepare(conf, activations, layers, settings);
+        List<String> hooks = prepared.hooks();
+        CltConfig config = prepared.config();
+        double[][] scales = prepared.scales();
+        Path cacheDir = new Path(activations);
         java.nio.file.Path outDir = java.nio.file.Path.of(out);
         if (!resume && Files.exists(outDir.resolve("config.yaml"))) {
             throw new IllegalStateException("output directory " + out + " already holds a trained transcoder; choose another --out");
         }
-        double[][] scales = CltTrainer.scalesFromManifest(manifest, hooks);
         List<CltTrainer.Metrics> last = new ArrayList<>();
         CltTrainer.Result result;
         try (ActivationSource source = new MixingBuffer(
@@ -86,14 +98,19 @@ public final class TrainCltJob {
             }
             result = trainer.train(source);
         }
-        CircuitTracerExporter.exportCrossLayer(result.clt(), result.inputScales(), result.targetScales(),
-                settings.hookIn(), settings.hookOut(), outDir);
+        export(result.clt(), result.inputScales(), result.targetScales(), settings, layers, activations, outDir);
+        return new Outcome(out, result.steps(), result.tokens(), last.isEmpty() ? null : last.get(0));
+    }
+
+    /** The circuit-tracer layout plus train_config.conf. */
+    static void export(CrossLayerTranscoder clt, double[] inScales, double[] outScales, CltSettings settings, int layers,
+                       String activations, java.nio.file.Path outDir) {
+        CircuitTracerExporter.exportCrossLayer(clt, inScales, outScales, settings.hookIn(), settings.hookOut(), outDir);
         try {
             Files.writeString(outDir.resolve("train_config.conf"), "# cross-layer transcoder over layers 0-" + (layers - 1)
                     + " of " + activations + "\nlayers = " + layers + "\nclt " + settings.render() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + outDir.resolve("train_config.conf") + ": " + e.getMessage(), e);
         }
-        return new Outcome(out, result.steps(), result.tokens(), last.isEmpty() ? null : last.get(0));
     }
 }

@@ -35,7 +35,7 @@ public record CltConfig(
         double denseThreshold,
         int metricsEverySteps,
         int checkpointEverySteps,
-        int normalizationBatches) {
+        int normalizationBatches) implements java.io.Serializable {
 
     public static Builder builder(int layers, int dModel, int featuresPerLayer) {
         return new Builder(layers, dModel, featuresPerLayer);

@@ -14,7 +14,7 @@ import java.util.Random;
  * concatenated direction is not just a copy). Targets are the sums; each layer's scale differs so
  * per-layer normalization matters.
  */
-final class SyntheticCrossLayer {
+public final class SyntheticCrossLayer {
 
     final int layers;
     final int d;
@@ -22,10 +22,10 @@ final class SyntheticCrossLayer {
     /** True decoder of feature (l, i) into target t: decoders[l][i][t - l][d]. */
     final double[][][][] decoders;
     final double[][][] encoders; // [l][i][d]
-    final float[][] data; // interleaved in_0, out_0, ...
+    public final float[][] data; // interleaved in_0, out_0, ...
     final int rows;
 
-    SyntheticCrossLayer(int layers, int d, int perLayer, double p, int rows, long seed) {
+    public SyntheticCrossLayer(int layers, int d, int perLayer, double p, int rows, long seed) {
         this.layers = layers;
         this.d = d;
         this.perLayer = perLayer;

@@ -1,0 +1,77 @@
+package jobs.train;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.sql.SparkSession;
+import training.clt.CltConfig;
+import training.clt.CltStep;
+import training.trainer.Checkpoints;
+import training.trainer.RunFiles;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.Optional;
+
+/**
+ * A cross-layer transcoder trained data-parallel ({@link DataParallelTrainer}), with the checks,
+ * per-layer normalization and circuit-tracer export of {@link TrainCltJob}.
+ */
+public final class DataParallelClt {
+
+    private DataParallelClt() {
+    }
+
+    public static TrainCltJob.Outcome train(SparkSession spark, String activations, int layers, CltSettings settings,
+                                            String out, int replicas, int syncEvery, boolean resume, PrintStream progress) {
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        TrainCltJob.Prepared prepared = TrainCltJob.prepare(hadoop, activations, layers, settings);
+        CltConfig config = prepared.config();
+        DataParallelTrainer.check(replicas, syncEvery, config.batchSize());
+        java.nio.file.Path outDir = java.nio.file.Path.of(out);
+        Optional<java.nio.file.Path> checkpoint = Checkpoints.latest(outDir);
+        if (checkpoint.isPresent() && !resume) {
+            throw new IllegalStateException("output directory " + out + " already holds a run's checkpoint ("
+                    + checkpoint.get().getFileName() + "); resume that run (--resume) or choose an empty output directory");
+        }
+        double[] inScales = prepared.scales()[0];
+        double[] outScales = prepared.scales()[1];
+        CltStep master = new CltStep(config);
+        long step = 0;
+        if (checkpoint.isPresent()) {
+            Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
+            RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
+            master.restore(loaded.state(), loaded.parameters(), loaded.adamState());
+            inScales = Arrays.copyOfRange(loaded.state().normalizationScales, 0, layers);
+            outScales = Arrays.copyOfRange(loaded.state().normalizationScales, layers, 2 * layers);
+            step = loaded.state().step;
+        } else {
+            master.clt().initialize(config.seed());
+            try {
+                Files.createDirectories(outDir);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot create " + out + ": " + e.getMessage(), e);
+            }
+        }
+        double[] hookScales = new double[2 * layers];
+        for (int l = 0; l < layers; l++) {
+            hookScales[2 * l] = inScales[l];
+            hookScales[2 * l + 1] = outScales[l];
+        }
+        DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, prepared.hooks(), hookScales,
+                config.batchSize(), replicas, syncEvery, settings.epochs(), config.totalSteps(), config.metricsEverySteps(),
+                config.checkpointEverySteps(), "nmse", out);
+        double[] savedScales = new double[2 * layers];
+        System.arraycopy(inScales, 0, savedScales, 0, layers);
+        System.arraycopy(outScales, 0, savedScales, layers, layers);
+        long steps = DataParallelTrainer.train(spark, plan, () -> new CltStep(config), master, step, (s, tokens) -> {
+            Checkpoints.TrainerState state = master.capture(s, tokens, s * config.batchSize());
+            state.normalizationScales = savedScales;
+            state.config = RunFiles.configMap(config);
+            Checkpoints.write(outDir, state, master.parameters().toFloatVector(), master.adam().state().toFloatVector());
+        }, progress);
+        TrainCltJob.export(master.clt(), inScales, outScales, settings, layers, activations, outDir);
+        return new TrainCltJob.Outcome(out, steps, steps * config.batchSize(), null);
+    }
+}
