@@ -51,9 +51,9 @@ public final class EvaluateCommand implements Callable<Integer> {
                 ReplacementEvaluation.Report t = TranscoderEvaluateJob.run(spark, new TranscoderEvaluateJob.Options(
                         dictionary, model, tokens, sequences, out, overwrite));
                 System.out.printf(Locale.ROOT, "%s: %,d positions  all layers replaced: top-1 agreement %.4f  KL %.4f;"
-                                + "  per layer NMSE %s  L0 %s  agreement %s%n", out, t.positions(), t.allLayersAgreement(),
+                                + "  per layer NMSE %s  L0 %s  dead %s  agreement %s%n", out, t.positions(), t.allLayersAgreement(),
                         t.allLayersKl(), java.util.Arrays.toString(t.nmseByLayer()), java.util.Arrays.toString(t.l0ByLayer()),
-                        java.util.Arrays.toString(t.singleLayerAgreement()));
+                        java.util.Arrays.toString(t.deadByLayer()), java.util.Arrays.toString(t.singleLayerAgreement()));
                 return 0;
             }
             EvaluateJob.Result r = EvaluateJob.run(spark, new EvaluateJob.Options(dictionary, model, tokens, sequences,

@@ -77,6 +77,8 @@ public final class TranscoderEvaluateJob {
         }
         json.put("explained_variance_by_layer", explained);
         json.put("l0_by_layer", report.l0ByLayer());
+        json.put("dead_features_by_layer", report.deadByLayer());
+        json.put("dead_features_note", "features that never fired on the evaluated positions");
         try {
             Files.createDirectories(Path.of(out.staging().toUri()));
             try (OutputStream stream = Files.newOutputStream(Path.of(out.staging().toUri()).resolve("evaluation.json"))) {

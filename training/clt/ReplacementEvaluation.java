@@ -31,7 +31,8 @@ public final class ReplacementEvaluation {
 
     /** Figures over all evaluated positions. */
     public record Report(double allLayersAgreement, double allLayersKl, double[] singleLayerAgreement,
-                         double[] singleLayerKl, double[] nmseByLayer, double[] l0ByLayer, long positions) {
+                         double[] singleLayerKl, double[] nmseByLayer, double[] l0ByLayer, int[] deadByLayer,
+                         long positions) {
     }
 
     /**
@@ -96,15 +97,21 @@ public final class ReplacementEvaluation {
         }
         double[] nmse = new double[layers];
         double[] l0 = new double[layers];
+        int[] dead = new int[layers];
         for (int l = 0; l < layers; l++) {
             INDArray y = Nd4j.createFromArray(clean.get(out[l])).reshape(rows, clean.dim(out[l]));
             INDArray prediction = transcoder.decode(l, a, x);
             double variance = y.subRowVector(y.mean(0)).norm2Number().doubleValue();
             nmse[l] = y.squaredDistance(prediction) / (variance * variance);
-            l0[l] = a[l].gt(0).castTo(DataType.DOUBLE).sumNumber().doubleValue() / rows;
+            INDArray fired = a[l].gt(0).castTo(DataType.DOUBLE);
+            l0[l] = fired.sumNumber().doubleValue() / rows;
+            // Dead: never fired on any evaluated position.
+            for (double count : fired.sum(0).toDoubleVector()) {
+                dead[l] += count == 0 ? 1 : 0;
+            }
         }
         return new Report(replaced.allLayersAgreement(), replaced.allLayersKl(), replaced.singleLayerAgreement(),
-                replaced.singleLayerKl(), nmse, l0, replaced.positions());
+                replaced.singleLayerKl(), nmse, l0, dead, replaced.positions());
     }
 
     /**
@@ -126,7 +133,7 @@ public final class ReplacementEvaluation {
             singleAgreement[l] = r[0];
             singleKl[l] = r[1];
         }
-        return new Report(allLayers[0], allLayers[1], singleAgreement, singleKl, new double[0], new double[0], positions);
+        return new Report(allLayers[0], allLayers[1], singleAgreement, singleKl, new double[0], new double[0], new int[0], positions);
     }
 
     /** Logits with every layer's MLP output replaced ({@code onlyLayer} null) or just one layer's. */

@@ -141,6 +141,8 @@ class ReplacementEvaluationTest {
             assertTrue(report.singleLayerKl()[l] >= 0 && report.singleLayerAgreement()[l] <= 1);
             assertTrue(report.nmseByLayer()[l] < 1, "layer " + l + " NMSE " + report.nmseByLayer()[l] + " is no better than the mean");
             assertTrue(report.l0ByLayer()[l] > 0, "no features fire at layer " + l);
+            assertTrue(report.deadByLayer()[l] >= 0 && report.deadByLayer()[l] < clt.featuresPerLayer(),
+                    "dead features at layer " + l + ": " + report.deadByLayer()[l]);
         }
         assertTrue(report.allLayersKl() < ablated.allLayersKl(), "the CLT should beat zero-ablating every MLP: KL "
                 + report.allLayersKl() + " vs " + ablated.allLayersKl());
