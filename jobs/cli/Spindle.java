@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
                 CacheCommand.class,
                 TrainSaeCommand.class,
                 TrainCltCommand.class,
+                ExportTranscodersCommand.class,
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
                 BenchCommand.class,

@@ -1,9 +1,11 @@
 package training.export;
 
+import activations.safetensors.SafeTensors;
 import activations.safetensors.SafeTensorsWriter;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import training.clt.CrossLayerTranscoder;
 import training.sae.SaeConfig;
 import training.sae.SparseAutoencoder;
@@ -143,6 +145,85 @@ public final class CircuitTracerExporter {
         }
         config.put("n_layers", layers);
         config.put("d_transcoder", first.dSae());
+        writeConfig(directory, config);
+    }
+
+    /**
+     * A circuit-tracer transcoder set from SAELens transcoder directories, one per layer in layer
+     * order (as `spindle train-sae --hook-in/--hook-out` writes them). Their scales are already
+     * folded into the weights, so this is a re-layout: W_enc is transposed to [F, d].
+     */
+    public static void transcoderSetFromSaeLens(List<Path> saeLensDirectories, Path directory) {
+        if (saeLensDirectories.isEmpty()) {
+            throw new IllegalArgumentException("give one SAELens transcoder directory per layer, from layer 0");
+        }
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        String architecture = null;
+        int dSae = -1;
+        int k = 0;
+        String inputHook = null;
+        String outputHook = null;
+        try {
+            Files.createDirectories(directory);
+            for (int i = 0; i < saeLensDirectories.size(); i++) {
+                Path source = saeLensDirectories.get(i);
+                com.fasterxml.jackson.databind.JsonNode cfg = json.readTree(source.resolve("cfg.json").toFile());
+                com.fasterxml.jackson.databind.JsonNode meta = cfg.path("metadata");
+                if (!cfg.has("d_out") || meta.path("hook_name_out").isMissingNode()) {
+                    throw new IllegalArgumentException(source + " is an SAE, not a transcoder (no d_out / hook_name_out); "
+                            + "train it with --hook-in and --hook-out");
+                }
+                String hookIn = meta.path("hook_name").asText();
+                if (!hookIn.startsWith("blocks." + i + ".")) {
+                    throw new IllegalArgumentException(source + " reads " + hookIn + " but is listed for layer " + i
+                            + "; list the transcoders in layer order from layer 0");
+                }
+                String arch = cfg.path("architecture").asText();
+                int width = cfg.path("d_sae").asInt();
+                if (architecture == null) {
+                    architecture = arch;
+                    dSae = width;
+                    k = cfg.path("k").asInt(0);
+                    inputHook = suffix(hookIn);
+                    outputHook = suffix(meta.path("hook_name_out").asText());
+                } else if (!architecture.equals(arch) || dSae != width || !inputHook.equals(suffix(hookIn))) {
+                    throw new IllegalArgumentException(source + " differs from layer 0's transcoder (architecture, d_sae or hooks);"
+                            + " circuit-tracer needs one d_transcoder, activation and hook pair for the set");
+                }
+                try (SafeTensors weights = SafeTensors.open(source.resolve("sae_weights.safetensors"))) {
+                    long[] encShape = weights.info("W_enc").shape();
+                    int dIn = (int) encShape[0];
+                    int dOut = cfg.path("d_out").asInt();
+                    SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt")
+                            .addF32("W_enc", transposed(Nd4j.createFromArray(weights.floats("W_enc")).reshape(dIn, width), 1), width, dIn)
+                            .addF32("W_dec", weights.floats("W_dec"), width, dOut)
+                            .addF32("b_enc", weights.floats("b_enc"), width)
+                            .addF32("b_dec", weights.floats("b_dec"), dOut);
+                    if (weights.contains("threshold")) {
+                        w.addF32("activation_function.threshold", weights.floats("threshold"), width);
+                    }
+                    if (weights.contains("W_skip")) {
+                        w.addF32("W_skip", weights.floats("W_skip"), dOut, dIn);
+                    }
+                    w.write(directory.resolve("layer_" + i + ".safetensors"));
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot convert the transcoders into " + directory + ": " + e.getMessage(), e);
+        }
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("model_kind", "transcoder_set");
+        config.put("feature_input_hook", inputHook);
+        config.put("feature_output_hook", outputHook);
+        // circuit-tracer reads JumpReLU thresholds from the weights when no activation is named.
+        if (!architecture.contains("jumprelu")) {
+            config.put("activation", architecture.startsWith("topk") ? "topk" : "relu");
+            if (architecture.startsWith("topk")) {
+                config.put("k", k);
+            }
+        }
+        config.put("n_layers", saeLensDirectories.size());
+        config.put("d_transcoder", dSae);
         writeConfig(directory, config);
     }
 

@@ -83,6 +83,37 @@ class TrainCltJobTest {
     }
 
     @Test
+    void perLayerTranscodersExportAsACircuitTracerSet(@TempDir Path dir) {
+        List<Path> layers = new java.util.ArrayList<>();
+        for (int l = 0; l < 2; l++) {
+            Path out = dir.resolve("plt" + l);
+            SaeSettings sae = SaeSettings.of(ConfigFactory.parseMap(Map.of("architecture", "relu", "d-sae", 16,
+                    "batch-tokens", 256, "tokens", 2560, "checkpoint-every", 0, "normalization-batches", 1)), "test");
+            TrainSaeJob.train(new Configuration(), cache.toString(), new TrainSaeJob.Run("plt" + l,
+                    "blocks." + l + ".ln2.hook_normalized", "blocks." + l + ".hook_mlp_out", sae, out.toString()), false, null);
+            layers.add(out);
+        }
+        Path set = dir.resolve("set");
+        assertEquals(0, jobs.cli.Spindle.run("export-transcoders", "--transcoders", layers.get(0) + "," + layers.get(1),
+                "--out", set.toString()));
+        CircuitTracerDictionary tracer = CircuitTracerDictionary.load(set);
+        assertEquals(2, tracer.layers());
+        org.nd4j.linalg.api.ndarray.INDArray x = Nd4j.rand(org.nd4j.linalg.api.buffer.DataType.FLOAT, 5, D).subi(0.5).muli(4);
+        for (int l = 0; l < 2; l++) {
+            training.export.SaeLensDictionary saeLens = training.export.SaeLensDictionary.load(layers.get(l));
+            org.nd4j.linalg.api.ndarray.INDArray codes = saeLens.encode(x);
+            assertTrue(codes.equalsWithEps(tracer.encode(l, x), 1e-4), "layer " + l + " codes");
+            org.nd4j.linalg.api.ndarray.INDArray[] acts = new org.nd4j.linalg.api.ndarray.INDArray[2];
+            acts[l] = codes;
+            org.nd4j.linalg.api.ndarray.INDArray[] inputs = {x, x};
+            assertTrue(saeLens.decode(codes).equalsWithEps(tracer.decode(l, acts, inputs), 1e-4), "layer " + l + " outputs");
+        }
+        var order = assertThrows(IllegalArgumentException.class, () -> training.export.CircuitTracerExporter
+                .transcoderSetFromSaeLens(List.of(layers.get(1), layers.get(0)), dir.resolve("bad")));
+        assertTrue(order.getMessage().contains("layer order"), order.getMessage());
+    }
+
+    @Test
     void refusesMissingLayersAWrongPairingAndAConfigTooLargeForMemory(@TempDir Path dir) {
         var layers = assertThrows(IllegalArgumentException.class, () -> TrainCltJob.train(new Configuration(),
                 cache.toString(), 3, settings(Map.of()), dir.resolve("a").toString(), false, null));
