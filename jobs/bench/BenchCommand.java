@@ -51,6 +51,9 @@ public final class BenchCommand implements Callable<Integer> {
             SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
             figures.add(sae.figure());
             report(sae.figure());
+            Figure clt = quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6);
+            figures.add(clt);
+            report(clt);
             Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
                     sae.trainerRowsPerSecond());
             figures.add(reader);
