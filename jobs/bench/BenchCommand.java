@@ -63,7 +63,7 @@ public final class BenchCommand implements Callable<Integer> {
             Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
             figures.add(forward);
             report(forward);
-            CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 200, 128, layers);
+            CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
             figures.add(cache.writeShare());
             report(cache.writeShare());
             figures.add(cache.scaling());
