@@ -20,6 +20,8 @@ import picocli.CommandLine.Command;
                 ImportActivationsCommand.class,
                 ConvertLlama2cCommand.class,
                 BenchCommand.class,
+                PipelineCommand.class,
+                DemoCommand.class,
                 EvaluateCommand.class,
                 FeaturesCommand.class,
         })
