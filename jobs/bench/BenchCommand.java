@@ -68,20 +68,24 @@ public final class BenchCommand implements Callable<Integer> {
             report(cache.writeShare());
             figures.add(cache.scaling());
             report(cache.scaling());
+            Figure pipeline = PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick);
+            figures.add(pipeline);
+            report(pipeline);
             if (out != null) {
                 write(figures);
             }
-            return figures.stream().allMatch(f -> f.holds() == null || f.holds()) ? 0 : 3;
+            return quick || figures.stream().allMatch(f -> f.holds() == null || f.holds()) ? 0 : 3;
         } finally {
             deleteRecursively(work);
         }
     }
 
     private void report(Figure f) {
-        String verdict = f.holds() == null ? "" : f.holds() ? "  holds" : "  MISSES";
+        // Targets are set for the full shapes; quick shapes only indicate.
+        String verdict = f.holds() == null ? "" : f.holds() ? "  holds" : quick ? "  below the full-run target" : "  MISSES";
         String target = f.target() == null ? "" : "  target " + (f.higherIsBetter() ? ">= " : "<= ") + f.target();
         System.out.printf(Locale.ROOT, "%-18s %10.3f %-8s%s%s%s%n", f.name(), f.value(), f.unit(), target, verdict,
-                quick ? "  (quick shapes)" : "");
+                quick ? "  (quick shapes; targets apply to the full run)" : "");
     }
 
     private void write(List<Figure> figures) throws IOException {

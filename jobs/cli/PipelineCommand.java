@@ -8,9 +8,6 @@ import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.io.InputStreamReader;
-import java.io.Reader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -90,18 +87,5 @@ public final class PipelineCommand implements Callable<Integer> {
 
     private static double num(Object o) {
         return o instanceof Number n ? n.doubleValue() : Double.NaN;
-    }
-
-    /** The bundled demo configuration: conf/demo.conf beside the launcher, else the copy in the jar. */
-    static Config demoConfig() {
-        Path onDisk = Path.of("conf/demo.conf");
-        if (Files.isRegularFile(onDisk)) {
-            return ConfigFactory.parseFile(onDisk.toFile());
-        }
-        try (Reader reader = new InputStreamReader(PipelineCommand.class.getResourceAsStream("/demo.conf"), StandardCharsets.UTF_8)) {
-            return ConfigFactory.parseReader(reader);
-        } catch (java.io.IOException | NullPointerException e) {
-            throw new IllegalStateException("the demo configuration (conf/demo.conf) is missing from this build");
-        }
     }
 }
