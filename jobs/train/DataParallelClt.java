@@ -7,10 +7,7 @@ import training.clt.CltStep;
 import training.trainer.Checkpoints;
 import training.trainer.RunFiles;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.Optional;
 
@@ -30,11 +27,7 @@ public final class DataParallelClt {
         CltConfig config = prepared.config();
         DataParallelTrainer.check(replicas, syncEvery, config.batchSize());
         java.nio.file.Path outDir = java.nio.file.Path.of(out);
-        Optional<java.nio.file.Path> checkpoint = Checkpoints.latest(outDir);
-        if (checkpoint.isPresent() && !resume) {
-            throw new IllegalStateException("output directory " + out + " already holds a run's checkpoint ("
-                    + checkpoint.get().getFileName() + "); resume that run (--resume) or choose an empty output directory");
-        }
+        Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(outDir, resume);
         double[] inScales = prepared.scales()[0];
         double[] outScales = prepared.scales()[1];
         CltStep master = new CltStep(config);
@@ -48,11 +41,6 @@ public final class DataParallelClt {
             step = loaded.state().step;
         } else {
             master.clt().initialize(config.seed());
-            try {
-                Files.createDirectories(outDir);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot create " + out + ": " + e.getMessage(), e);
-            }
         }
         double[] hookScales = new double[2 * layers];
         for (int l = 0; l < layers; l++) {

@@ -12,11 +12,8 @@ import training.trainer.Checkpoints;
 import training.trainer.RunFiles;
 import training.trainer.SaeStep;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.FloatBuffer;
-import java.nio.file.Files;
 import java.util.List;
 import java.util.Optional;
 
@@ -43,11 +40,7 @@ public final class DataParallelSae {
         SaeConfig base = run.settings().toConfig(dIn);
         DataParallelTrainer.check(replicas, syncEvery, base.batchSize());
         java.nio.file.Path out = java.nio.file.Path.of(run.out());
-        Optional<java.nio.file.Path> checkpoint = Checkpoints.latest(out);
-        if (checkpoint.isPresent() && !resume) {
-            throw new IllegalStateException("output directory " + out + " already holds a run's checkpoint ("
-                    + checkpoint.get().getFileName() + "); resume that run (--resume) or choose an empty output directory");
-        }
+        Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(out, resume);
         SaeStep master;
         long step;
         double scale;
@@ -65,11 +58,6 @@ public final class DataParallelSae {
             master = new SaeStep(base.toBuilder().normalizationScale(scale).build());
             master.sae().initialize(sample.muli(scale), base.seed());
             step = 0;
-            try {
-                Files.createDirectories(out);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot create " + out + ": " + e.getMessage(), e);
-            }
         }
         SaeConfig config = master.config();
         DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, List.of(run.hook()), new double[] {scale},

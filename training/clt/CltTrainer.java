@@ -154,16 +154,7 @@ public final class CltTrainer {
         int d = config.dModel();
         int features = config.featuresPerLayer();
         checkSource(source);
-        Optional<Path> checkpoint = Checkpoints.latest(output);
-        if (checkpoint.isPresent() && !resume) {
-            throw new IllegalStateException("output directory " + output + " already holds a run's checkpoint ("
-                    + checkpoint.get().getFileName() + "); resume that run or choose an empty output directory");
-        }
-        try {
-            Files.createDirectories(output);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create output directory " + output, e);
-        }
+        Optional<Path> checkpoint = RunFiles.prepareOutput(output, resume);
         int batchSize = config.batchSize();
         long totalSteps = config.totalSteps();
         CltStep stepper = new CltStep(config);

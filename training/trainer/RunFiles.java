@@ -45,6 +45,24 @@ public final class RunFiles {
         return true;
     }
 
+    /**
+     * Makes sure {@code output} exists and returns its newest checkpoint; a checkpoint there is
+     * another run's unless {@code resume}, and is refused rather than overwritten.
+     */
+    public static java.util.Optional<Path> prepareOutput(Path output, boolean resume) {
+        java.util.Optional<Path> checkpoint = Checkpoints.latest(output);
+        if (checkpoint.isPresent() && !resume) {
+            throw new IllegalStateException("output directory " + output + " already holds a run's checkpoint ("
+                    + checkpoint.get().getFileName() + "); resume that run (--resume) or choose an empty output directory");
+        }
+        try {
+            Files.createDirectories(output);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create output directory " + output + ": " + e.getMessage(), e);
+        }
+        return checkpoint;
+    }
+
     /** A fresh run starts without old metrics. */
     public static void resetMetrics(Path output) {
         try {

@@ -122,16 +122,7 @@ public final class SaeTrainer {
             throw new IllegalArgumentException("target hook " + source.hooks().get(1) + " has width " + source.dims()[1]
                     + " but the transcoder's d_out is " + config.dOut() + "; set d_out to " + source.dims()[1]);
         }
-        Optional<Path> checkpoint = Checkpoints.latest(output);
-        if (checkpoint.isPresent() && !resume) {
-            throw new IllegalStateException("output directory " + output + " already holds a run's checkpoint ("
-                    + checkpoint.get().getFileName() + "); resume that run or choose an empty output directory");
-        }
-        try {
-            Files.createDirectories(output);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create output directory " + output, e);
-        }
+        Optional<Path> checkpoint = RunFiles.prepareOutput(output, resume);
 
         int batchSize = config.batchSize();
         int dIn = config.dIn();
