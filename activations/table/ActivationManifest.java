@@ -176,7 +176,7 @@ public record ActivationManifest(int formatVersion, String modelId, String model
         }
         long total = 0;
         for (ShardEntry shard : shards) {
-            if (shard.file() == null || shard.file().contains("/") || shard.rows() < 0) {
+            if (!isRelativeName(shard.file()) || shard.rows() < 0) {
                 throw new IllegalStateException(file + " lists an invalid shard " + shard + "; rebuild it by resuming `spindle cache`");
             }
             total += shard.rows();
@@ -190,6 +190,61 @@ public record ActivationManifest(int formatVersion, String modelId, String model
                 throw new IllegalStateException(file + ": hook " + spec.name() + " has width " + spec.d());
             }
         }
+    }
+
+    /** A shard name inside the cache directory: plain, or under subdirectories (accumulated caches), never above it. */
+    private static boolean isRelativeName(String name) {
+        if (name == null || name.isEmpty() || name.startsWith("/") || name.contains("\\") || name.contains(":")) {
+            return false;
+        }
+        for (String segment : name.split("/", -1)) {
+            if (segment.isEmpty() || segment.equals(".") || segment.equals("..")) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * One cache over several complete caches of the same model, hooks and settings, each in a
+     * subdirectory ({@code subdirectories[i]} holds {@code parts[i]}): their shards in order, their
+     * statistics merged. An incremental pipeline run adds a corpus file's cache this way.
+     */
+    public static ActivationManifest accumulated(List<String> subdirectories, List<ActivationManifest> parts,
+                                                 String sourceTokenTable) {
+        if (parts.isEmpty() || parts.size() != subdirectories.size()) {
+            throw new IllegalArgumentException("an accumulated cache needs one subdirectory per part");
+        }
+        ActivationManifest first = parts.get(0);
+        Map<String, HookStatistics> statistics = new LinkedHashMap<>();
+        first.statistics().forEach((hook, stats) -> statistics.put(hook, new HookStatistics(stats.dim())));
+        List<ShardEntry> shards = new ArrayList<>();
+        long rows = 0;
+        for (int i = 0; i < parts.size(); i++) {
+            ActivationManifest part = parts.get(i);
+            String where = subdirectories.get(i);
+            if (!Objects.equals(part.modelChecksum(), first.modelChecksum()) || !part.hooks().equals(first.hooks())
+                    || !part.dtype().equals(first.dtype()) || part.contextSize() != first.contextSize()
+                    || !Objects.equals(part.shuffleSeed(), first.shuffleSeed())
+                    || !Objects.equals(part.skippedPositions(), first.skippedPositions())) {
+                throw new IllegalStateException("the cache in " + where + " was made with another model, hooks, dtype or "
+                        + "settings than " + subdirectories.get(0) + "; an accumulated cache holds one configuration: "
+                        + "start a new output root for the new settings");
+            }
+            for (ShardEntry shard : part.shards()) {
+                shards.add(new ShardEntry(where + "/" + shard.file(), shard.rows()));
+            }
+            for (Map.Entry<String, HookStatistics> e : part.statistics().entrySet()) {
+                HookStatistics merged = statistics.get(e.getKey());
+                if (merged != null) {
+                    merged.merge(e.getValue());
+                }
+            }
+            rows += part.tokenCount();
+        }
+        return new ActivationManifest(FORMAT_VERSION, first.modelId(), first.modelChecksum(), first.hooks(), first.dtype(),
+                rows, first.contextSize(), sourceTokenTable, first.shuffleSeed(), first.skippedPositions(), statistics,
+                shards, Instant.now().toString(), SPINDLE_VERSION);
     }
 
     /**

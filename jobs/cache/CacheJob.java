@@ -171,12 +171,13 @@ public final class CacheJob {
             int separator = tokens.separatorId();
             long seed = o.shuffleSeed() == null ? 0 : o.shuffleSeed();
             boolean shuffle = o.shuffleSeed() != null;
+            long firstSeqId = tokens.firstSeqId();
 
-            JavaPairRDD<Integer, Tuple2<Long, int[]>> byShard = spark.read().parquet(o.tokens())
+            JavaPairRDD<Integer, Tuple2<Long, int[]>> byShard = spark.read().parquet(tokens.dataPaths(tokensDir))
                     .select(col("seq_id"), col("tokens")).javaRDD()
                     .mapToPair(row -> {
                         long seq = row.getLong(0);
-                        int shard = shardOf(seq, o.shardSequences(), numShards, shuffle, seed);
+                        int shard = shardOf(seq - firstSeqId, o.shardSequences(), numShards, shuffle, seed);
                         return new Tuple2<>(shard, new Tuple2<>(seq, toIntArray(row)));
                     })
                     .filter(pair -> !done.contains(pair._1()))
@@ -339,7 +340,7 @@ public final class CacheJob {
     private static long expectedRows(SparkSession spark, Options o, Integer bos, int separator) {
         boolean skipBos = o.skipBos();
         boolean skipSpecial = o.skipSpecial();
-        return spark.read().parquet(o.tokens()).select(col("tokens")).javaRDD().map(row -> {
+        return spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), o.tokens())).select(col("tokens")).javaRDD().map(row -> {
             List<Integer> tokens = row.getList(0);
             long kept = 0;
             for (int t = 0; t < tokens.size(); t++) {

@@ -77,7 +77,7 @@ public final class EvaluateJob {
         }
         OutputDirectory out = OutputDirectory.begin(hadoop, o.output(), "evaluation.json", o.overwrite());
         try {
-            List<Row> held = spark.read().parquet(o.tokens()).select(col("seq_id"), col("tokens"))
+            List<Row> held = spark.read().parquet(tokens.dataPaths(new Path(o.tokens()))).select(col("seq_id"), col("tokens"))
                     .orderBy(col("seq_id").desc()).limit(o.sequences()).collectAsList();
             if (held.isEmpty()) {
                 throw new IllegalArgumentException("the token table " + o.tokens() + " has no sequences to evaluate on");

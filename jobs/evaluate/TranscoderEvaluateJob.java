@@ -44,12 +44,13 @@ public final class TranscoderEvaluateJob {
         if (o.sequences() < 1) {
             throw new IllegalArgumentException("--sequences must be at least 1");
         }
-        TokenTableManifest.read(spark.sparkContext().hadoopConfiguration(), new org.apache.hadoop.fs.Path(o.tokens()));
+        TokenTableManifest tokens = TokenTableManifest.readChecked(spark.sparkContext().hadoopConfiguration(),
+                new org.apache.hadoop.fs.Path(o.tokens()));
         OutputDirectory out = OutputDirectory.begin(spark.sparkContext().hadoopConfiguration(), o.out(), "evaluation.json",
                 o.overwrite());
         CircuitTracerDictionary transcoder = CircuitTracerDictionary.load(Path.of(o.dictionary()));
         TransformerModel model = TransformerModel.load(ExecutorResources.localDirectory(o.model()));
-        List<Row> rows = spark.read().parquet(o.tokens()).select(col("seq_id"), col("tokens"))
+        List<Row> rows = spark.read().parquet(tokens.dataPaths(new org.apache.hadoop.fs.Path(o.tokens()))).select(col("seq_id"), col("tokens"))
                 .orderBy(col("seq_id").desc()).limit(o.sequences()).collectAsList();
         int length = rows.get(0).getList(1).size();
         int[][] sequences = rows.stream().map(r -> r.getList(1)).filter(l -> l.size() == length)

@@ -304,7 +304,7 @@ public final class FeaturesJob {
         if (ids.isEmpty()) {
             return out;
         }
-        for (Row row : spark.read().parquet(tokens).select(col("seq_id"), col("tokens"))
+        for (Row row : spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), tokens)).select(col("seq_id"), col("tokens"))
                 .where(col("seq_id").isin(ids.toArray())).collectAsList()) {
             List<Integer> list = row.getList(1);
             out.put(row.getLong(0), list.stream().mapToInt(Integer::intValue).toArray());

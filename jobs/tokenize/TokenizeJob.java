@@ -64,7 +64,21 @@ public final class TokenizeJob {
 
     public record Options(String modelDir, String input, InputFormat format, TextSplit split, String textField,
                           int contextSize, boolean keepPartial, Integer separatorId, boolean skipMalformed,
-                          String output, boolean overwrite) implements Serializable {
+                          String output, boolean overwrite, long firstSeqId) implements Serializable {
+
+        /** Seq ids from 0: a table of its own. */
+        public Options(String modelDir, String input, InputFormat format, TextSplit split, String textField,
+                       int contextSize, boolean keepPartial, Integer separatorId, boolean skipMalformed,
+                       String output, boolean overwrite) {
+            this(modelDir, input, format, split, textField, contextSize, keepPartial, separatorId, skipMalformed, output,
+                    overwrite, 0);
+        }
+
+        /** The same run numbering its sequences from {@code first} (a part of an accumulated table). */
+        public Options withFirstSeqId(long first) {
+            return new Options(modelDir, input, format, split, textField, contextSize, keepPartial, separatorId,
+                    skipMalformed, output, overwrite, first);
+        }
     }
 
     /** A document's id: file index in the high bits, offset (byte or row) in the low 40. */
@@ -204,6 +218,7 @@ public final class TokenizeJob {
             }, true).mapPartitionsToPair(it -> it);
 
             Integer bosId = bos;
+            long firstSeqId = o.firstSeqId();
             JavaRDD<Row> rows = pieces.groupByKey(partitions).sortByKey(true, partitions).map(entry -> {
                 List<Piece> parts = new ArrayList<>();
                 entry._2().forEach(parts::add);
@@ -225,7 +240,7 @@ public final class TokenizeJob {
                         docIds.add(p.documentId);
                     }
                 }
-                return RowFactory.create(entry._1(), scalaSeq(toList(tokens)), scalaSeq(docIds));
+                return RowFactory.create(entry._1() + firstSeqId, scalaSeq(toList(tokens)), scalaSeq(docIds));
             });
             StructType schema = new StructType()
                     .add("seq_id", DataTypes.LongType, false)
@@ -240,7 +255,7 @@ public final class TokenizeJob {
                     ModelChecksums.file(localModel.resolve("tokenizer.json")), o.contextSize(), bos, separator, sequences,
                     tokensWritten, totalDocuments, o.input(), o.format().name().toLowerCase(Locale.ROOT),
                     o.split().name().toLowerCase(Locale.ROOT).replace('_', '-'), o.keepPartial(),
-                    Instant.now().toString(), jobs.cli.Spindle.VERSION);
+                    Instant.now().toString(), jobs.cli.Spindle.VERSION, o.firstSeqId(), null);
             manifest.write(hadoop, out.staging());
             out.publish();
             return manifest;
@@ -264,7 +279,7 @@ public final class TokenizeJob {
     }
 
     /** Files matching a path or glob (directories expanded, hidden files skipped), in path order. */
-    static List<Path> listInputFiles(Configuration conf, String input) {
+    public static List<Path> listInputFiles(Configuration conf, String input) {
         try {
             Path pattern = new Path(input);
             FileSystem fs = pattern.getFileSystem(conf);
