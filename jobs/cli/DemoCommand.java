@@ -16,6 +16,6 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        return PipelineCommand.run(DemoConfiguration.load(), "conf/demo.conf", out);
+        return PipelineCommand.run(DemoConfiguration.load(), "conf/demo.conf", out, null);
     }
 }

@@ -27,6 +27,10 @@ public final class PipelineCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Override the configuration's output root.")
     String out;
 
+    @Option(names = "--date", paramLabel = "YYYY-MM-DD|today",
+            description = "A nightly run: outputs go to <out>/runs/<date>/ (overrides `run-date`).")
+    String date;
+
     @Override
     public Integer call() {
         if (!Files.isRegularFile(conf)) {
@@ -38,16 +42,21 @@ public final class PipelineCommand implements Callable<Integer> {
         } catch (com.typesafe.config.ConfigException e) {
             throw new IllegalArgumentException(conf + ": " + e.getMessage());
         }
-        return run(file, conf.toString(), out);
+        return run(file, conf.toString(), out, date);
     }
 
     /** Checks the configuration completely, then runs it on a Spark session. */
-    static int run(Config file, String where, String outOverride) {
+    static int run(Config file, String where, String outOverride, String dateOverride) {
         if (outOverride != null) {
             file = ConfigFactory.parseMap(Map.of("out", outOverride)).withFallback(file);
         }
+        if (dateOverride != null) {
+            file = ConfigFactory.parseMap(Map.of("run-date", dateOverride)).withFallback(file);
+        }
         PipelineJob.Plan plan = PipelineJob.plan(file, where);
-        SparkSession spark = SparkSessions.create("spindle pipeline", plan.settings().getString("master"));
+        // Under spark-submit the submit's master wins over the configuration's.
+        String master = System.getProperty("spark.master") != null ? null : plan.settings().getString("master");
+        SparkSession spark = SparkSessions.create("spindle pipeline " + (plan.runDate() == null ? "" : plan.runDate()), master);
         try {
             Map<String, Object> summary = PipelineJob.run(spark, plan, System.out);
             printSummary(summary, plan);
@@ -60,7 +69,11 @@ public final class PipelineCommand implements Callable<Integer> {
     @SuppressWarnings("unchecked")
     private static void printSummary(Map<String, Object> summary, PipelineJob.Plan plan) {
         System.out.println();
-        System.out.println("Summary (" + plan.out().resolve("summary.json") + ")");
+        System.out.println("Summary (" + plan.run().resolve("summary.json") + ")");
+        if (summary.get("cache") instanceof Map<?, ?> cache) {
+            System.out.printf(Locale.ROOT, "  accumulated cache: %s corpus files (%s new tonight), %s tokens%n",
+                    cache.get("corpus_files"), cache.get("new_corpus_files"), cache.get("tokens"));
+        }
         for (Map.Entry<String, Object> e : summary.entrySet()) {
             if (!(e.getValue() instanceof Map<?, ?> m) || e.getKey().equals("stage_seconds")) {
                 continue;
@@ -80,6 +93,9 @@ public final class PipelineCommand implements Callable<Integer> {
         }
         for (Object dashboard : (List<Object>) summary.get("dashboards")) {
             System.out.println("  dashboard: " + dashboard);
+        }
+        if (summary.get("pruned_runs") instanceof List<?> pruned && !pruned.isEmpty()) {
+            System.out.println("  deleted old runs (keep-runs): " + pruned);
         }
         System.out.printf(Locale.ROOT, "  wall %.0f s, stage time %.0f s%n", num(summary.get("wall_seconds")),
                 ((Map<String, Double>) summary.get("stage_seconds")).values().stream().mapToDouble(Double::doubleValue).sum());

@@ -26,6 +26,8 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.LocalDate;
+import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -36,9 +38,16 @@ import java.util.Set;
 
 /**
  * Every stage from one configuration (section {@code spindle.pipeline} of conf/reference.conf):
- * tokenize, cache, train the listed SAEs and CLTs, evaluate them, build feature tables. A stage
- * whose complete output already exists (by its manifest or final file) is skipped, and training
- * resumes from its checkpoints, so re-running after a failure continues where it stopped.
+ * tokenize, cache, train the listed SAEs and CLTs, evaluate them, build feature tables and, for
+ * nightly runs, the drift against the previous night. A stage whose complete output already exists
+ * (by its manifest or final file) is skipped, and training resumes from its checkpoints, so
+ * re-running after a failure continues where it stopped.
+ *
+ * <p>Layout under {@code out}: without a run date, everything directly there. With one, the night's
+ * dictionaries, evaluations, feature tables, drift reports and summary go to {@code runs/DATE/};
+ * the cache goes there too, or, in incremental mode, to {@code cache/}, shared by all nights and
+ * grown by the corpus files not cached yet ({@link IncrementalCache}). Runs beyond
+ * {@code keep-runs} are deleted, oldest first.
  */
 public final class PipelineJob {
 
@@ -51,9 +60,16 @@ public final class PipelineJob {
         }
     }
 
-    /** The checked plan: everything validated before any Spark work. */
-    public record Plan(Config settings, List<Dictionary> dictionaries, Path out) {
+    /**
+     * The checked plan: everything validated before any Spark work. {@code out} is the output root,
+     * {@code run} this run's directory ({@code out} or {@code out/runs/DATE}), {@code cache} where
+     * the token table and activation cache live; {@code runDate} is null for an undated run.
+     */
+    public record Plan(Config settings, List<Dictionary> dictionaries, Path out, String runDate, Path run, Path cache,
+                       boolean incremental) {
     }
+
+    static final String RUNS = "runs";
 
     private PipelineJob() {
     }
@@ -72,6 +88,11 @@ public final class PipelineJob {
                 throw new IllegalArgumentException(where + ": corpus " + c.getString("corpus") + " does not exist; set `corpus`");
             }
             DType.parse(c.getString("dtype"));
+            String format = c.getString("format");
+            if (!format.isEmpty() && !List.of("text", "jsonl", "parquet").contains(format)) {
+                throw new IllegalArgumentException(where + ": format '" + format + "' is not one of text, jsonl, parquet "
+                        + "(or empty: from the file extension)");
+            }
             c.getInt("context-size");
             c.getBoolean("skip-bos");
             List<Dictionary> dictionaries = new ArrayList<>();
@@ -95,9 +116,39 @@ public final class PipelineJob {
             if (dictionaries.isEmpty()) {
                 throw new IllegalArgumentException(where + ": no dictionaries to train; list at least one in `saes` or `clts`");
             }
-            return new Plan(c, dictionaries, Path.of(c.getString("out")));
+            Path out = Path.of(c.getString("out"));
+            String runDate = runDate(c.getString("run-date"), where);
+            boolean incremental = c.getBoolean("incremental");
+            if (incremental && runDate == null) {
+                throw new IllegalArgumentException(where + ": incremental = true needs a run date (its dictionaries are "
+                        + "retrained each night on the grown cache); pass --date or set `run-date`");
+            }
+            if (c.getInt("keep-runs") < 0) {
+                throw new IllegalArgumentException(where + ": keep-runs = " + c.getInt("keep-runs") + "; use 0 (keep all) or more");
+            }
+            double threshold = c.getDouble("drift-threshold");
+            if (!(threshold > 0 && threshold <= 1)) {
+                throw new IllegalArgumentException(where + ": drift-threshold = " + threshold + "; use a cosine in (0, 1]");
+            }
+            Path run = runDate == null ? out : out.resolve(RUNS).resolve(runDate);
+            return new Plan(c, dictionaries, out, runDate, run, incremental ? out.resolve("cache") : run, incremental);
         } catch (ConfigException.WrongType e) {
             throw new IllegalArgumentException(where + ": wrong type: " + e.getMessage());
+        }
+    }
+
+    /** A run date as YYYY-MM-DD ("today" is the local date); null when empty. */
+    static String runDate(String value, String where) {
+        if (value.isEmpty()) {
+            return null;
+        }
+        if (value.equals("today")) {
+            return LocalDate.now().toString();
+        }
+        try {
+            return LocalDate.parse(value).toString();
+        } catch (DateTimeParseException e) {
+            throw new IllegalArgumentException(where + ": run date '" + value + "' is not a date; use YYYY-MM-DD or today");
         }
     }
 
@@ -131,34 +182,46 @@ public final class PipelineJob {
         return new ArrayList<>(hooks);
     }
 
-    /** Runs the plan; returns the summary that is also written to {@code out/summary.json}. */
+    /** Runs the plan; returns the summary that is also written to {@code run/summary.json}. */
     public static Map<String, Object> run(SparkSession spark, Plan plan, PrintStream progress) {
         Config c = plan.settings();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
-        Path out = plan.out();
+        Path run = plan.run();
         String model = c.getString("model");
-        String tokens = out.resolve("tokens").toString();
-        String activations = out.resolve("activations").toString();
+        String tokens = plan.cache().resolve("tokens").toString();
+        String activations = plan.cache().resolve("activations").toString();
         Map<String, Object> summary = new LinkedHashMap<>();
         Map<String, Double> stageSeconds = new LinkedHashMap<>();
         long started = System.nanoTime();
+        if (plan.runDate() != null) {
+            summary.put("run_date", plan.runDate());
+        }
 
-        stage(progress, stageSeconds, "tokenize", Files.exists(out.resolve("tokens").resolve(TokenTableManifest.FILE)), () -> {
-            String format = c.getString("format");
-            TokenizeJob.run(spark, new TokenizeJob.Options(model, c.getString("corpus"),
-                    format.isEmpty() ? guessFormat(c.getString("corpus")) : TokenizeJob.InputFormat.valueOf(format.toUpperCase(Locale.ROOT)),
-                    c.getString("split").equals("blank-line") ? TokenizeJob.TextSplit.BLANK_LINE : TokenizeJob.TextSplit.LINE,
-                    c.getString("text-field"), c.getInt("context-size"), false, null, false, tokens, false));
-        });
-        stage(progress, stageSeconds, "cache", Files.exists(out.resolve("activations").resolve(ActivationManifest.FILE_NAME)), () ->
-                CacheJob.run(spark, new CacheJob.Options(model, tokens, hooks(plan), DType.parse(c.getString("dtype")),
-                        c.getInt("batch-sequences"), c.getInt("shard-sequences"), null, c.getBoolean("skip-bos"), false,
-                        activations, false, CacheJob.Fault.NONE, -1)));
+        TokenizeJob.Options tokenize = new TokenizeJob.Options(model, c.getString("corpus"), format(c),
+                c.getString("split").equals("blank-line") ? TokenizeJob.TextSplit.BLANK_LINE : TokenizeJob.TextSplit.LINE,
+                c.getString("text-field"), c.getInt("context-size"), false, null, false, tokens, false);
+        CacheJob.Options cache = new CacheJob.Options(model, tokens, hooks(plan), DType.parse(c.getString("dtype")),
+                c.getInt("batch-sequences"), c.getInt("shard-sequences"), null, c.getBoolean("skip-bos"), false,
+                activations, false, CacheJob.Fault.NONE, -1);
+        if (plan.incremental()) {
+            org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(plan.cache().toString());
+            int fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus")).size();
+            stage(progress, stageSeconds, "cache (incremental, " + fresh + " new corpus files)", fresh == 0, () ->
+                    IncrementalCache.update(spark, root, tokenize, cache, progress));
+            List<TokenTableManifest.Part> parts = IncrementalCache.ledger(hadoop, root);
+            summary.put("cache", Map.of("corpus_files", parts.size(), "new_corpus_files", fresh,
+                    "sequences", parts.stream().mapToLong(TokenTableManifest.Part::sequences).sum(),
+                    "tokens", parts.stream().mapToLong(TokenTableManifest.Part::tokens).sum()));
+        } else {
+            stage(progress, stageSeconds, "tokenize", Files.exists(Path.of(tokens, TokenTableManifest.FILE)), () ->
+                    TokenizeJob.run(spark, tokenize));
+            stage(progress, stageSeconds, "cache", Files.exists(Path.of(activations, ActivationManifest.FILE_NAME)), () ->
+                    CacheJob.run(spark, cache));
+        }
         for (Dictionary d : plan.dictionaries()) {
-            Path dir = out.resolve("dictionaries").resolve(d.name());
-            boolean done = Files.exists(dir.resolve(d.isClt() ? "config.yaml" : "cfg.json"));
+            Path dir = run.resolve("dictionaries").resolve(d.name());
             boolean resume = Files.isDirectory(dir.resolve("checkpoints"));
-            stage(progress, stageSeconds, "train " + d.name(), done, () -> {
+            stage(progress, stageSeconds, "train " + d.name(), isTrained(dir, d), () -> {
                 if (d.isClt()) {
                     TrainCltJob.train(hadoop, activations, d.layers(), d.clt(), dir.toString(), resume,
                             training.clt.CltTrainer.consoleProgress(progress));
@@ -169,8 +232,8 @@ public final class PipelineJob {
             });
         }
         for (Dictionary d : plan.dictionaries()) {
-            String dir = out.resolve("dictionaries").resolve(d.name()).toString();
-            Path evaluation = out.resolve("evaluations").resolve(d.name());
+            String dir = run.resolve("dictionaries").resolve(d.name()).toString();
+            Path evaluation = run.resolve("evaluations").resolve(d.name());
             stage(progress, stageSeconds, "evaluate " + d.name(), Files.exists(evaluation.resolve("evaluation.json")), () -> {
                 if (d.isClt()) {
                     TranscoderEvaluateJob.run(spark, new TranscoderEvaluateJob.Options(dir, model, tokens,
@@ -181,7 +244,7 @@ public final class PipelineJob {
                 }
             });
             if (!d.isClt()) {
-                Path features = out.resolve("features").resolve(d.name());
+                Path features = run.resolve("features").resolve(d.name());
                 stage(progress, stageSeconds, "features " + d.name(), Files.exists(features.resolve("summary.json")), () ->
                         FeaturesJob.run(spark, new FeaturesJob.Options(dir, activations, tokens, model,
                                 c.getInt("feature-top-k"), c.getInt("feature-context"),
@@ -195,9 +258,22 @@ public final class PipelineJob {
         summary.put("wall_seconds", wall);
         summary.put("pipeline_overhead", compute > 0 ? wall / compute : Double.NaN);
         summary.put("dashboards", plan.dictionaries().stream().filter(d -> !d.isClt())
-                .map(d -> out.resolve("features").resolve(d.name()).resolve("dashboard/index.html").toString()).toList());
-        writeJson(out.resolve("summary.json"), summary);
+                .map(d -> run.resolve("features").resolve(d.name()).resolve("dashboard/index.html").toString()).toList());
+        if (plan.runDate() != null) {
+            summary.put("pruned_runs", RunRetention.prune(plan.out().resolve(RUNS), plan.runDate(), c.getInt("keep-runs"), progress));
+        }
+        writeJson(run.resolve("summary.json"), summary);
         return summary;
+    }
+
+    private static boolean isTrained(Path dir, Dictionary d) {
+        return Files.exists(dir.resolve(d.isClt() ? "config.yaml" : "cfg.json"));
+    }
+
+    private static TokenizeJob.InputFormat format(Config c) {
+        String format = c.getString("format");
+        return format.isEmpty() ? guessFormat(c.getString("corpus"))
+                : TokenizeJob.InputFormat.valueOf(format.toUpperCase(Locale.ROOT));
     }
 
     private interface Stage {

@@ -1,8 +1,12 @@
 package jobs.pipeline;
 
+import activations.table.ActivationManifest;
+import activations.table.ActivationTableReader;
+import activations.table.TokenTableManifest;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import jobs.spark.SparkTestSession;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -15,8 +19,11 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.FloatBuffer;
+import java.util.List;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,6 +83,101 @@ class PipelineJobTest {
         assertEquals(7, second.toString(StandardCharsets.UTF_8).split("skipped", -1).length - 1, second.toString(StandardCharsets.UTF_8));
     }
 
+    static Config nightly(Path dir, Path corpus, String date) {
+        return ConfigFactory.parseString("""
+                corpus = "%s"
+                out = "%s"
+                run-date = "%s"
+                incremental = true
+                keep-runs = 2
+                context-size = 32
+                shard-sequences = 8
+                evaluate-sequences = 4
+                feature-top-k = 3
+                feature-context = 2
+                saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
+                          batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
+                """.formatted(corpus, dir.resolve("out"), date));
+    }
+
+    @Test
+    void nightlyRunsCacheEachCorpusFileOnceTrainOnEverythingAndKeepTheNewestRuns(@TempDir Path dir) throws Exception {
+        List<String> lines = Files.readAllLines(Path.of("corpora/tinystories-1000/tinystories_train_first1000.ascii.txt"));
+        Path corpus = Files.createDirectories(dir.resolve("corpus"));
+        Files.write(corpus.resolve("day1.txt"), lines.subList(0, 40));
+        Path out = dir.resolve("out");
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+
+        Map<String, Object> first = PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-20"), "test"), quiet);
+        assertTrue(Files.exists(out.resolve("runs/2026-11-20/dictionaries/sae/cfg.json")));
+        assertTrue(Files.exists(out.resolve("runs/2026-11-20/summary.json")));
+        ActivationManifest night1 = ActivationManifest.read(hadoop, new org.apache.hadoop.fs.Path(out.resolve("cache/activations").toString()));
+        Path dayOneShard = out.resolve("cache/activations").resolve(night1.shards().get(0).file());
+        long dayOneModified = Files.getLastModifiedTime(dayOneShard).toMillis();
+        assertEquals(1, ((Map<?, ?>) first.get("cache")).get("corpus_files"));
+        assertEquals(1, ((Map<?, ?>) first.get("cache")).get("new_corpus_files"));
+
+        // The same night again: nothing recomputed, nothing added.
+        Map<String, Object> again = PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-20"), "test"), quiet);
+        assertTrue(((Map<?, ?>) again.get("stage_seconds")).isEmpty(), "the same night twice recomputes nothing");
+        assertEquals(night1.tokenCount(), ActivationManifest.read(hadoop,
+                new org.apache.hadoop.fs.Path(out.resolve("cache/activations").toString())).tokenCount(), "no duplicate rows");
+
+        // A new corpus file arrives: only it is tokenized and cached; the night trains on both files.
+        Files.write(corpus.resolve("day2.txt"), lines.subList(40, 80));
+        Map<String, Object> second = PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-21"), "test"), quiet);
+        assertEquals(2, ((Map<?, ?>) second.get("cache")).get("corpus_files"));
+        assertEquals(1, ((Map<?, ?>) second.get("cache")).get("new_corpus_files"));
+        assertEquals(dayOneModified, Files.getLastModifiedTime(dayOneShard).toMillis(), "day 1's cache is not rewritten");
+        org.apache.hadoop.fs.Path accumulated = new org.apache.hadoop.fs.Path(out.resolve("cache/activations").toString());
+        ActivationManifest night2 = ActivationManifest.read(hadoop, accumulated);
+        ActivationManifest dayTwo = ActivationManifest.read(hadoop, new org.apache.hadoop.fs.Path(
+                out.resolve("cache/activations/parts/00001-day2.txt").toString()));
+        assertEquals(night1.tokenCount() + dayTwo.tokenCount(), night2.tokenCount());
+        assertEquals(night1.statistics().get("blocks.1.hook_resid_post").count() + dayTwo.statistics().get("blocks.1.hook_resid_post").count(),
+                night2.statistics().get("blocks.1.hook_resid_post").count(), "statistics merged over both files");
+        assertAccumulatedReadsBothParts(hadoop, accumulated, night1.tokenCount(), new org.apache.hadoop.fs.Path(
+                out.resolve("cache/activations/parts/00001-day2.txt").toString()));
+        TokenTableManifest tokens = TokenTableManifest.read(hadoop, new org.apache.hadoop.fs.Path(out.resolve("cache/tokens").toString()));
+        assertEquals(2, tokens.parts().size());
+        assertEquals(1L << 32, tokens.parts().get(1).firstSeqId(), "day 2's sequences have their own ids");
+        long distinct = spark.read().parquet(tokens.dataPaths(new org.apache.hadoop.fs.Path(out.resolve("cache/tokens").toString())))
+                .select("seq_id").distinct().count();
+        assertEquals(tokens.sequences(), distinct, "seq ids are unique over the accumulated table");
+        assertTrue(Files.exists(out.resolve("runs/2026-11-21/features/sae/dashboard/index.html")));
+
+        // A third night with no new file: the cache stage is skipped, and the oldest run goes (keep-runs = 2).
+        Map<String, Object> third = PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-22"), "test"), quiet);
+        assertFalse(((Map<?, ?>) third.get("stage_seconds")).keySet().stream().anyMatch(k -> k.toString().startsWith("cache")));
+        assertEquals(List.of("2026-11-20"), third.get("pruned_runs"));
+        assertEquals(List.of("2026-11-21", "2026-11-22"), RunRetention.runs(out.resolve("runs")));
+        assertTrue(Files.exists(out.resolve("cache/activations/_manifest.json")), "retention never touches the cache");
+
+        // A cached corpus file that changed is refused before any work.
+        Files.write(corpus.resolve("day1.txt"), lines.subList(0, 45));
+        var changed = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-23"), "test"), quiet));
+        assertTrue(changed.getMessage().contains("day1.txt changed since it was cached"), changed.getMessage());
+        assertFalse(Files.exists(out.resolve("runs/2026-11-23")), "nothing written for the refused night");
+    }
+
+    /** Reading the accumulated cache gives day 1's rows, then exactly day 2's. */
+    private static void assertAccumulatedReadsBothParts(Configuration hadoop, org.apache.hadoop.fs.Path accumulated, long dayOneRows,
+                                                        org.apache.hadoop.fs.Path dayTwo) {
+        String hook = "blocks.1.hook_resid_post";
+        try (ActivationTableReader all = ActivationTableReader.open(hadoop, accumulated, List.of(hook));
+             ActivationTableReader second = ActivationTableReader.open(hadoop, dayTwo, List.of(hook))) {
+            int d = all.dims()[0];
+            all.skip(dayOneRows);
+            FloatBuffer[] a = {FloatBuffer.allocate(16 * d)};
+            FloatBuffer[] b = {FloatBuffer.allocate(16 * d)};
+            assertEquals(16, all.read(a, 16));
+            assertEquals(16, second.read(b, 16));
+            assertArrayEquals(b[0].array(), a[0].array());
+        }
+    }
+
     @Test
     void badConfigurationIsRefusedBeforeAnyWork(@TempDir Path dir) throws Exception {
         Config good = conf(dir);
@@ -92,6 +194,12 @@ class PipelineJobTest {
         var saeKey = assertThrows(IllegalArgumentException.class, () -> PipelineJob.plan(ConfigFactory.parseString(
                 "saes = [{ name = a, hook = \"blocks.0.hook_resid_post\", d-sea = 8 }]").withFallback(good), "test.conf"));
         assertTrue(saeKey.getMessage().contains("did you mean 'd-sae'?"), saeKey.getMessage());
+        var incremental = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.plan(ConfigFactory.parseString("incremental = true").withFallback(good), "test.conf"));
+        assertTrue(incremental.getMessage().contains("needs a run date"), incremental.getMessage());
+        var date = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.plan(ConfigFactory.parseString("run-date = yesterday").withFallback(good), "test.conf"));
+        assertTrue(date.getMessage().contains("use YYYY-MM-DD or today"), date.getMessage());
         assertFalse(Files.exists(dir.resolve("out")), "nothing written");
     }
 }
