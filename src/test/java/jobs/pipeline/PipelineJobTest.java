@@ -179,6 +179,21 @@ class PipelineJobTest {
     }
 
     @Test
+    void theShippedPipelineConfigurationsAreValid() {
+        for (String file : List.of("conf/demo.conf", "conf/gpt2-small-gpu.conf")) {
+            Config shipped = ConfigFactory.parseFile(Path.of(file).toFile());
+            // The cluster example names paths of a cluster and runs with --date; every other key must plan as written.
+            Config local = ConfigFactory.parseString("model = models/tinystories-656k, corpus = corpora, run-date = today").withFallback(shipped);
+            PipelineJob.Plan plan = PipelineJob.plan(local, file);
+            assertFalse(plan.dictionaries().isEmpty(), file);
+        }
+        PipelineJob.Plan gpu = PipelineJob.plan(ConfigFactory.parseString("model = models/tinystories-656k, corpus = corpora, run-date = today")
+                .withFallback(ConfigFactory.parseFile(Path.of("conf/gpt2-small-gpu.conf").toFile())), "gpu");
+        assertTrue(gpu.incremental());
+        assertEquals(25, PipelineJob.hooks(gpu).size(), "one SAE hook and the MLP input and output of 12 layers");
+    }
+
+    @Test
     void badConfigurationIsRefusedBeforeAnyWork(@TempDir Path dir) throws Exception {
         Config good = conf(dir);
         var unknown = assertThrows(IllegalArgumentException.class,
