@@ -62,11 +62,26 @@ public final class CacheJob {
 
     public record Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
                           int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial,
-                          String output, boolean overwrite, Fault fault, int faultShard) implements Serializable {
+                          String output, boolean overwrite, Fault fault, int faultShard, long heldOutSequences)
+            implements Serializable {
+
+        /** Every sequence of the table cached. */
+        public Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
+                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial, String output,
+                       boolean overwrite, Fault fault, int faultShard) {
+            this(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos, skipSpecial, output,
+                    overwrite, fault, faultShard, 0);
+        }
 
         public Options withFault(Fault value, int shard) {
             return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
-                    skipSpecial, output, overwrite, value, shard);
+                    skipSpecial, output, overwrite, value, shard, heldOutSequences);
+        }
+
+        /** The same run leaving the table's last {@code sequences} out of the cache (held out for evaluation). */
+        public Options withHeldOut(long sequences) {
+            return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
+                    skipSpecial, output, overwrite, fault, faultShard, sequences);
         }
     }
 
@@ -104,7 +119,7 @@ public final class CacheJob {
 
     /** What a run is, recorded in the partial directory so only the same run resumes there. */
     record RunIdentity(String modelChecksum, String tokens, long sequences, List<String> hooks, String dtype,
-                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial) {
+                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial, long heldOutSequences) {
     }
 
     static final String RUN_FILE = "_run.json";
@@ -159,10 +174,17 @@ public final class CacheJob {
             }
             Path partial = new Path(out.getParent(), "." + out.getName() + ".partial");
             RunIdentity identity = new RunIdentity(modelChecksum, fs.makeQualified(tokensDir).toString(), tokens.sequences(),
-                    canonical, o.dtype().userName(), o.shardSequences(), o.shuffleSeed(), o.skipBos(), o.skipSpecial());
+                    canonical, o.dtype().userName(), o.shardSequences(), o.shuffleSeed(), o.skipBos(), o.skipSpecial(),
+                    o.heldOutSequences());
             prepareRunDirectory(fs, partial, identity, o.overwrite());
 
-            int numShards = (int) Math.max(1, (tokens.sequences() + o.shardSequences() - 1) / o.shardSequences());
+            if (o.heldOutSequences() < 0 || o.heldOutSequences() >= tokens.sequences()) {
+                throw new IllegalArgumentException("cannot hold out " + o.heldOutSequences() + " of the table's "
+                        + tokens.sequences() + " sequences; hold out fewer (evaluate-sequences) or tokenize more text");
+            }
+            long cachedSequences = tokens.sequences() - o.heldOutSequences();
+            long firstHeldOut = tokens.firstSeqId() + cachedSequences;
+            int numShards = (int) Math.max(1, (cachedSequences + o.shardSequences() - 1) / o.shardSequences());
             Set<Integer> done = committedShards(hadoop, partial);
             Broadcast<SerializableConfiguration> conf = JavaSparkContext.fromSparkContext(spark.sparkContext())
                     .broadcast(new SerializableConfiguration(hadoop));
@@ -174,7 +196,7 @@ public final class CacheJob {
             long firstSeqId = tokens.firstSeqId();
 
             JavaPairRDD<Integer, Tuple2<Long, int[]>> byShard = spark.read().parquet(tokens.dataPaths(tokensDir))
-                    .select(col("seq_id"), col("tokens")).javaRDD()
+                    .select(col("seq_id"), col("tokens")).where(col("seq_id").lt(firstHeldOut)).javaRDD()
                     .mapToPair(row -> {
                         long seq = row.getLong(0);
                         int shard = shardOf(seq - firstSeqId, o.shardSequences(), numShards, shuffle, seed);
@@ -197,7 +219,7 @@ public final class CacheJob {
             // Losing attempts of retried or speculative tasks can leave temp files; every task is done now.
             ActivationManifest.deleteLeftovers(hadoop, partial);
             ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(hadoop, partial);
-            long expectedRows = expectedRows(spark, o, bos, separator);
+            long expectedRows = expectedRows(spark, o, bos, separator, firstHeldOut);
             if (committed.rows() != expectedRows) {
                 throw new IllegalStateException("the cache at " + partial + " holds " + committed.rows() + " rows but "
                         + expectedRows + " were expected; remove it (or pass --overwrite) and run again");
@@ -337,10 +359,11 @@ public final class CacheJob {
     }
 
     /** Rows the cache must hold: every token of the table less the skipped positions. */
-    private static long expectedRows(SparkSession spark, Options o, Integer bos, int separator) {
+    private static long expectedRows(SparkSession spark, Options o, Integer bos, int separator, long firstHeldOut) {
         boolean skipBos = o.skipBos();
         boolean skipSpecial = o.skipSpecial();
-        return spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), o.tokens())).select(col("tokens")).javaRDD().map(row -> {
+        return spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), o.tokens()))
+                .where(col("seq_id").lt(firstHeldOut)).select(col("tokens")).javaRDD().map(row -> {
             List<Integer> tokens = row.getList(0);
             long kept = 0;
             for (int t = 0; t < tokens.size(); t++) {
@@ -364,6 +387,9 @@ public final class CacheJob {
         }
         if (o.skipSpecial()) {
             parts.add("BOS and separator tokens at every position");
+        }
+        if (o.heldOutSequences() > 0) {
+            parts.add("the token table's last " + o.heldOutSequences() + " sequences (held out for evaluation)");
         }
         return parts.isEmpty() ? null : String.join("; ", parts);
     }

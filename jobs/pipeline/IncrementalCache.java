@@ -168,7 +168,7 @@ final class IncrementalCache {
 
     private static CacheJob.Options withTokens(CacheJob.Options o, String tokens, String output) {
         return new CacheJob.Options(o.modelDir(), tokens, o.hooks(), o.dtype(), o.batchSequences(), o.shardSequences(),
-                o.shuffleSeed(), o.skipBos(), o.skipSpecial(), output, false, o.fault(), o.faultShard());
+                o.shuffleSeed(), o.skipBos(), o.skipSpecial(), output, false, o.fault(), o.faultShard(), o.heldOutSequences());
     }
 
     /** A corpus file name as a directory name: letters, digits, '.', '_' and '-' kept. */

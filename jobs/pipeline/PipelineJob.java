@@ -202,7 +202,7 @@ public final class PipelineJob {
                 c.getString("text-field"), c.getInt("context-size"), false, null, false, tokens, false);
         CacheJob.Options cache = new CacheJob.Options(model, tokens, hooks(plan), DType.parse(c.getString("dtype")),
                 c.getInt("batch-sequences"), c.getInt("shard-sequences"), null, c.getBoolean("skip-bos"), false,
-                activations, false, CacheJob.Fault.NONE, -1);
+                activations, false, CacheJob.Fault.NONE, -1, c.getBoolean("hold-out") ? c.getInt("evaluate-sequences") : 0);
         if (plan.incremental()) {
             org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(plan.cache().toString());
             int fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus")).size();
@@ -252,6 +252,8 @@ public final class PipelineJob {
             }
             summary.put(d.name(), readJson(evaluation.resolve("evaluation.json")));
         }
+        summary.put("evaluated_on", "the last " + c.getInt("evaluate-sequences") + " sequences of the token table"
+                + (c.getBoolean("hold-out") ? ", held out of the activation cache" : " (also in the activation cache)"));
         double wall = (System.nanoTime() - started) / 1e9;
         double compute = stageSeconds.values().stream().mapToDouble(Double::doubleValue).sum();
         summary.put("stage_seconds", stageSeconds);

@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -90,6 +91,24 @@ class CacheJobTest {
             }
         }
         return rows;
+    }
+
+    @Test
+    void heldOutSequencesStayOutOfTheCacheAndTheRestIsUnchanged() {
+        String hook = "blocks.1.hook_resid_post";
+        CacheJob.run(spark, options(List.of(hook), "whole"));
+        ActivationManifest held = CacheJob.run(spark, options(List.of(hook), "held-out").withHeldOut(3)).manifest();
+        assertEquals((sequences - 3) * 32, held.tokenCount());
+        assertTrue(held.skippedPositions().contains("last 3 sequences"), held.skippedPositions());
+        Map<Long, float[]> whole = readAll(work.resolve("whole"), hook, new java.util.ArrayList<>());
+        Map<Long, float[]> kept = readAll(work.resolve("held-out"), hook, new java.util.ArrayList<>());
+        for (Map.Entry<Long, float[]> row : kept.entrySet()) {
+            assertTrue(row.getKey() / 1000 < sequences - 3, "seq " + row.getKey() / 1000 + " was held out");
+            assertArrayEquals(whole.get(row.getKey()), row.getValue());
+        }
+        var tooMany = assertThrows(IllegalArgumentException.class,
+                () -> CacheJob.run(spark, options(List.of(hook), "all-held").withHeldOut(sequences)));
+        assertTrue(tooMany.getMessage().contains("cannot hold out"), tooMany.getMessage());
     }
 
     @Test
