@@ -62,10 +62,11 @@ public final class DriftFixtures {
         float[][] fresh = new float[dSae][];
         for (int i = 0; i < dSae; i++) {
             float[] row = Arrays.binarySearch(replaced, i) >= 0 ? unit(random, dIn) : old[permutation[i]].clone();
-            // Noise of norm about 0.1 (cosine about 0.995) and a random scale: matching must normalize.
+            // Noise of norm about 0.1 whatever d_in (cosine about 0.995) and a random scale: matching must normalize.
             float scale = 0.5f + 1.5f * random.nextFloat();
+            float noise = 0.1f / (float) Math.sqrt(dIn);
             for (int d = 0; d < dIn; d++) {
-                row[d] = scale * (row[d] + 0.02f * (float) random.nextGaussian());
+                row[d] = scale * (row[d] + noise * (float) random.nextGaussian());
             }
             fresh[i] = row;
         }

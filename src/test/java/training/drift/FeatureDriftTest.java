@@ -83,7 +83,7 @@ class FeatureDriftTest {
         var newUnit = FeatureDrift.unitRows(Nd4j.createFromArray(newRows));
         var oldUnit = FeatureDrift.unitRows(Nd4j.createFromArray(runs.oldRows()));
         for (int block : new int[] {1, 7, 50}) {
-            FeatureDrift.Matches m = FeatureDrift.match(newUnit, oldUnit, null, null, block);
+            FeatureDrift.Matches m = FeatureDrift.match(newUnit, oldUnit, null, null, block)[0];
             for (int i = 0; i < newRows.length; i++) {
                 int best = -1;
                 double bestCos = -2;
