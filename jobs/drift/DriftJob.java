@@ -4,8 +4,6 @@ import training.dashboard.DriftPage;
 import training.drift.DriftReport;
 import training.drift.FeatureDrift;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -29,11 +27,6 @@ public final class DriftJob {
     public static DriftReport run(Path oldDictionary, Path newDictionary, Path oldFeaturesOrNull, Path newFeaturesOrNull,
                                   double threshold, Path out) {
         DriftReport report = FeatureDrift.compare(oldDictionary, newDictionary, oldFeaturesOrNull, newFeaturesOrNull, threshold);
-        try {
-            Files.createDirectories(out);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create " + out + ": " + e.getMessage(), e);
-        }
         report.write(out);
         Path dashboard = dashboard(newFeaturesOrNull);
         if (dashboard != null) {
