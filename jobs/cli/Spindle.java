@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
                 DemoCommand.class,
                 EvaluateCommand.class,
                 FeaturesCommand.class,
+                DriftCommand.class,
         })
 public final class Spindle implements Runnable {
 

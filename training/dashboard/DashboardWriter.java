@@ -38,14 +38,18 @@ public final class DashboardWriter {
                 list.add(feature(f));
             }
             data.put("features", list);
-            String html = PAGE.replace("@TITLE@", escapeHtml(title))
-                    .replace("@DATA@", embeddableJson(new ObjectMapper().writeValueAsString(data)))
-                    .replace("@SCRIPT@", SCRIPT);
+            // Data last: a title or corpus text containing "@SCRIPT@" must stay text.
+            String html = PAGE.replace("@SCRIPT@", SCRIPT).replace("@PAGE_LINKS@", PAGE_LINKS)
+                    .replace("@TITLE@", escapeHtml(title))
+                    .replace("@DATA@", embeddableJson(new ObjectMapper().writeValueAsString(data)));
             Files.writeString(dir.resolve("index.html"), html, StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the dashboard in " + dir + ": " + e.getMessage(), e);
         }
     }
+
+    /** Where pages added later (e.g. {@link DriftPage}) link themselves into an existing index.html. */
+    static final String PAGE_LINKS = "<!--spindle:page-links-->";
 
     /** JSON safe inside a script element: no '<' (so no closing tag), no '>' or '&', no JS line separators. */
     static String embeddableJson(String json) {
@@ -125,7 +129,8 @@ public final class DashboardWriter {
             <body><div id="side"><input id="search" placeholder="search feature id or token text">
             <div class="muted" style="margin:0 8px 6px"><label>sort <select id="sort"><option value="id">id</option>
             <option value="freq">frequency</option><option value="max">max activation</option></select></label>
-            <label><input type="checkbox" id="live" checked> only features that fired</label></div><div id="list"></div></div>
+            <label><input type="checkbox" id="live" checked> only features that fired</label></div>
+            <div class="muted" style="margin:0 8px 6px">@PAGE_LINKS@</div><div id="list"></div></div>
             <div id="main"></div>
             <script type="application/json" id="spindle-data">@DATA@</script>
             <script>@SCRIPT@</script>
