@@ -91,6 +91,14 @@ public final class PipelineCommand implements Callable<Integer> {
                         e.getKey(), ev.get("nmse_by_layer"), num(all.get("top1_agreement")), num(all.get("kl")));
             }
         }
+        if (summary.get("drift") instanceof Map<?, ?> drift) {
+            for (Map.Entry<?, ?> e : drift.entrySet()) {
+                Map<String, Object> d = (Map<String, Object>) e.getValue();
+                System.out.printf(Locale.ROOT, "  %-20s drift since %s: %.1f%% of features matched (cosine >= %s; %.1f%% of live ones), "
+                        + "%s new, %s vanished%n", e.getKey(), d.get("since"), 100 * num(d.get("matched_share")), d.get("threshold"),
+                        100 * num(d.get("matched_share_live")), d.get("new_features"), d.get("vanished_features"));
+            }
+        }
         for (Object dashboard : (List<Object>) summary.get("dashboards")) {
             System.out.println("  dashboard: " + dashboard);
         }

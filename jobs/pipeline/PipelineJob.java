@@ -10,6 +10,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import jobs.cache.CacheJob;
 import jobs.config.ConfigKeys;
+import jobs.drift.DriftJob;
 import jobs.evaluate.EvaluateJob;
 import jobs.evaluate.TranscoderEvaluateJob;
 import jobs.features.FeaturesJob;
@@ -20,6 +21,7 @@ import jobs.train.TrainCltJob;
 import jobs.train.TrainSaeJob;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.SparkSession;
+import training.drift.DriftReport;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -252,6 +254,12 @@ public final class PipelineJob {
             }
             summary.put(d.name(), readJson(evaluation.resolve("evaluation.json")));
         }
+        if (plan.runDate() != null) {
+            Map<String, Object> drifts = drift(plan, progress, stageSeconds);
+            if (!drifts.isEmpty()) {
+                summary.put("drift", drifts);
+            }
+        }
         summary.put("evaluated_on", "the last " + c.getInt("evaluate-sequences") + " sequences of the token table"
                 + (c.getBoolean("hold-out") ? ", held out of the activation cache" : " (also in the activation cache)"));
         double wall = (System.nanoTime() - started) / 1e9;
@@ -266,6 +274,61 @@ public final class PipelineJob {
         }
         writeJson(run.resolve("summary.json"), summary);
         return summary;
+    }
+
+    /**
+     * Each SAE of a dated run against the same-named SAE of the newest earlier run that has it:
+     * drift.json under {@code drift/NAME/} and drift.html in the new dashboard.
+     */
+    private static Map<String, Object> drift(Plan plan, PrintStream progress, Map<String, Double> stageSeconds) {
+        Map<String, Object> drifts = new LinkedHashMap<>();
+        double threshold = plan.settings().getDouble("drift-threshold");
+        for (Dictionary d : plan.dictionaries()) {
+            if (d.isClt()) {
+                continue; // decoder matching is defined for one dictionary per hook; CLT features span layers
+            }
+            String previous = previousRun(plan, d);
+            if (previous == null) {
+                continue;
+            }
+            Path older = plan.out().resolve(RUNS).resolve(previous);
+            Path out = plan.run().resolve("drift").resolve(d.name());
+            Path newFeatures = plan.run().resolve("features").resolve(d.name());
+            boolean done = Files.exists(out.resolve(DriftReport.FILE_NAME))
+                    && (!Files.exists(newFeatures.resolve("dashboard/index.html"))
+                        || Files.exists(newFeatures.resolve("dashboard/drift.html")));
+            stage(progress, stageSeconds, "drift " + d.name() + " since " + previous, done, () ->
+                    DriftJob.run(older.resolve("dictionaries").resolve(d.name()), plan.run().resolve("dictionaries").resolve(d.name()),
+                            existing(older.resolve("features").resolve(d.name())), existing(newFeatures), threshold, out));
+            DriftReport report = DriftReport.read(out.resolve(DriftReport.FILE_NAME));
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("since", previous);
+            entry.put("threshold", threshold);
+            entry.put("matched_share", report.matchedShare());
+            entry.put("matched_share_live", report.matchedShareLive());
+            entry.put("new_features", report.newFeatures().size());
+            entry.put("vanished_features", report.vanishedFeatures().size());
+            entry.put("report", out.resolve(DriftReport.FILE_NAME).toString());
+            drifts.put(d.name(), entry);
+        }
+        return drifts;
+    }
+
+    /** The newest run before this one whose dictionary {@code d} is complete; null if none. */
+    private static String previousRun(Plan plan, Dictionary d) {
+        List<String> runs = RunRetention.runs(plan.out().resolve(RUNS));
+        String found = null;
+        for (String run : runs) {
+            if (run.compareTo(plan.runDate()) < 0
+                    && isTrained(plan.out().resolve(RUNS).resolve(run).resolve("dictionaries").resolve(d.name()), d)) {
+                found = run;
+            }
+        }
+        return found;
+    }
+
+    private static Path existing(Path dir) {
+        return Files.isDirectory(dir) ? dir : null;
     }
 
     private static boolean isTrained(Path dir, Dictionary d) {

@@ -146,11 +146,24 @@ class PipelineJobTest {
                 .select("seq_id").distinct().count();
         assertEquals(tokens.sequences(), distinct, "seq ids are unique over the accumulated table");
         assertTrue(Files.exists(out.resolve("runs/2026-11-21/features/sae/dashboard/index.html")));
+        assertFalse(first.containsKey("drift"), "the first night has nothing to compare with");
+        Map<?, ?> drift = (Map<?, ?>) ((Map<?, ?>) second.get("drift")).get("sae");
+        assertEquals("2026-11-20", drift.get("since"));
+        assertTrue(Files.exists(out.resolve("runs/2026-11-21/drift/sae/drift.json")));
+        assertTrue(Files.readString(out.resolve("runs/2026-11-21/features/sae/dashboard/index.html")).contains("drift.html"),
+                "the night's dashboard links its drift page");
+        assertTrue(Files.exists(out.resolve("runs/2026-11-21/features/sae/dashboard/drift.html")));
 
         // A third night with no new file: the cache stage is skipped, and the oldest run goes (keep-runs = 2).
         Map<String, Object> third = PipelineJob.run(spark, PipelineJob.plan(nightly(dir, corpus, "2026-11-22"), "test"), quiet);
         assertFalse(((Map<?, ?>) third.get("stage_seconds")).keySet().stream().anyMatch(k -> k.toString().startsWith("cache")));
         assertEquals(List.of("2026-11-20"), third.get("pruned_runs"));
+        // Same accumulated cache, same seed: the same dictionary, so every feature matches.
+        Map<?, ?> unchanged = (Map<?, ?>) ((Map<?, ?>) third.get("drift")).get("sae");
+        assertEquals("2026-11-21", unchanged.get("since"));
+        assertEquals(1.0, ((Number) unchanged.get("matched_share")).doubleValue(), 1e-12);
+        assertEquals(0, unchanged.get("new_features"));
+        assertEquals(0, unchanged.get("vanished_features"));
         assertEquals(List.of("2026-11-21", "2026-11-22"), RunRetention.runs(out.resolve("runs")));
         assertTrue(Files.exists(out.resolve("cache/activations/_manifest.json")), "retention never touches the cache");
 
