@@ -203,6 +203,29 @@ class SpindleSubmitTest {
     }
 
     @Test
+    void aPropertiesFileOfOurOwnSetsMasterThreadsCacheAndDiscovery() throws IOException {
+        Path properties = Files.writeString(dir.resolve("site.conf"), String.join("\n",
+                "# site settings",
+                "spark.master                yarn",
+                "spark.task.cpus=3",
+                "  spark.executor.extraJavaOptions : -Dsite.flag=1 -Dorg.bytedeco.javacpp.cachedir=/local/jcpp",
+                "spark.executor.resource.gpu.discoveryScript /opt/site/gpus.sh",
+                ""));
+        Command c = Command.of(submit(env(), "--dry-run", "--properties-file", properties.toString(), "--gpu", "pipeline",
+                "--conf", "x.conf"), jar);
+        assertEquals("yarn", c.value("--master"), "the master from the properties file");
+        assertEquals(properties.toString(), c.value("--properties-file"));
+        Map<String, String> confs = c.confs();
+        assertEquals("3", confs.get("spark.executorEnv.OMP_NUM_THREADS"));
+        assertEquals("/opt/site/gpus.sh", confs.get("spark.executor.resource.gpu.discoveryScript"));
+        List<String> executor = c.javaOptions("spark.executor.extraJavaOptions");
+        assertTrue(executor.contains("-Dsite.flag=1"), executor.toString());
+        for (String key : List.of("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")) {
+            assertTrue(c.javaOptions(key).contains("-Dorg.bytedeco.javacpp.cachedir=/local/jcpp"), key + ": " + c.javaOptions(key));
+        }
+    }
+
+    @Test
     void standaloneClusterModeKeepsTheConfigurationPath() {
         Command c = Command.of(submit(env(), "--dry-run", "--master", "spark://head:7077", "--deploy-mode", "cluster",
                 "pipeline", "--conf", "/shared/nightly.conf"), jar);
