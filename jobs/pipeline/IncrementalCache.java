@@ -42,10 +42,6 @@ final class IncrementalCache {
     /** Seq ids of part {@code i} start at {@code i << PART_SHIFT}: room for 4 billion sequences per file. */
     static final int PART_SHIFT = 32;
 
-    /** What one update did. */
-    record Update(int newParts, int parts, long sequences, long tokens) {
-    }
-
     private IncrementalCache() {
     }
 
@@ -83,13 +79,11 @@ final class IncrementalCache {
         return fresh;
     }
 
-    /** Tokenizes and caches every new corpus file, then returns the accumulated cache's size. */
-    static Update update(SparkSession spark, Path root, TokenizeJob.Options tokenize, CacheJob.Options cache,
-                         PrintStream progress) {
+    /** Tokenizes and caches the corpus files {@link #newFiles} found, adding each to the accumulated cache. */
+    static void add(SparkSession spark, Path root, List<FileStatus> fresh, TokenizeJob.Options tokenize,
+                    CacheJob.Options cache, PrintStream progress) {
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
-        List<FileStatus> fresh = newFiles(hadoop, root, tokenize.input());
         List<TokenTableManifest.Part> ledger = new ArrayList<>(ledger(hadoop, root));
-        int added = 0;
         for (FileStatus file : fresh) {
             int index = ledger.size();
             String dir = "parts/" + String.format(Locale.ROOT, "%05d-", index) + safeName(file.getPath().getName());
@@ -109,13 +103,7 @@ final class IncrementalCache {
             ledger.add(new TokenTableManifest.Part(dir, file.getPath().toString(), file.getLen(), file.getModificationTime(),
                     firstSeqId, partTokens.sequences(), partTokens.tokens(), partTokens.documents()));
             writeManifests(hadoop, root, tokenize.input(), ledger);
-            added++;
         }
-        if (ledger.isEmpty()) {
-            throw new IllegalArgumentException("the corpus " + tokenize.input() + " has no files to cache; check `corpus`");
-        }
-        TokenTableManifest all = TokenTableManifest.read(hadoop, tokens(root));
-        return new Update(added, ledger.size(), all.sequences(), all.tokens());
     }
 
     /** The parts already in the accumulated cache, in arrival order (empty for a new cache). */

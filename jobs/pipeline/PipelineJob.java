@@ -3,8 +3,8 @@ package jobs.pipeline;
 import activations.safetensors.DType;
 import activations.table.ActivationManifest;
 import activations.table.TokenTableManifest;
+import activations.tokenizer.JsonFiles;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
@@ -207,11 +207,11 @@ public final class PipelineJob {
                 activations, false, CacheJob.Fault.NONE, -1, c.getBoolean("hold-out") ? c.getInt("evaluate-sequences") : 0);
         if (plan.incremental()) {
             org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(plan.cache().toString());
-            int fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus")).size();
-            stage(progress, stageSeconds, "cache (incremental, " + fresh + " new corpus files)", fresh == 0, () ->
-                    IncrementalCache.update(spark, root, tokenize, cache, progress));
+            List<org.apache.hadoop.fs.FileStatus> fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus"));
+            stage(progress, stageSeconds, "cache (incremental, " + fresh.size() + " new corpus files)", fresh.isEmpty(), () ->
+                    IncrementalCache.add(spark, root, fresh, tokenize, cache, progress));
             List<TokenTableManifest.Part> parts = IncrementalCache.ledger(hadoop, root);
-            summary.put("cache", Map.of("corpus_files", parts.size(), "new_corpus_files", fresh,
+            summary.put("cache", Map.of("corpus_files", parts.size(), "new_corpus_files", fresh.size(),
                     "sequences", parts.stream().mapToLong(TokenTableManifest.Part::sequences).sum(),
                     "tokens", parts.stream().mapToLong(TokenTableManifest.Part::tokens).sum()));
         } else {
@@ -272,7 +272,7 @@ public final class PipelineJob {
         if (plan.runDate() != null) {
             summary.put("pruned_runs", RunRetention.prune(plan.out().resolve(RUNS), plan.runDate(), c.getInt("keep-runs"), progress));
         }
-        writeJson(run.resolve("summary.json"), summary);
+        JsonFiles.write(run.resolve("summary.json"), summary);
         return summary;
     }
 
@@ -371,17 +371,6 @@ public final class PipelineJob {
             return new ObjectMapper().readValue(file.toFile(), Object.class);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static void writeJson(Path file, Object value) {
-        try {
-            Files.createDirectories(file.getParent());
-            Path temp = file.resolveSibling("." + file.getFileName() + ".tmp");
-            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(temp.toFile(), value);
-            Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }
     }
 }
