@@ -95,7 +95,8 @@ public final class TransformerModel {
             }
         }
 
-        Buffers b = buffers(batch, seqLen, request.touches(new HookPoint(Kind.LOGITS, -1)));
+        boolean wantLogits = request.touches(new HookPoint(Kind.LOGITS, -1));
+        Buffers b = buffers(batch, seqLen, wantLogits);
         Pass pass = new Pass(request, new ForwardResult(batch, seqLen), b);
         embed(tokens, pass);
         for (int l = 0; l <= lastLayer; l++) {
@@ -105,7 +106,8 @@ public final class TransformerModel {
             normalize(b.resid, b.normed, b.rows);
             pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
             applyGain(b.normed, weights.finalNorm, b.rows);
-            if (b.logits != null) {
+            // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
+            if (wantLogits) {
                 linear(weights.unembed, b.normed, b.logits);
                 pass.visit(new HookPoint(Kind.LOGITS, -1), b.logits);
             }

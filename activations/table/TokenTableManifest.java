@@ -11,7 +11,6 @@ import org.apache.hadoop.fs.Path;
 
 import java.io.FileNotFoundException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.List;
 
 /**
@@ -93,18 +92,13 @@ public record TokenTableManifest(
         return parts.stream().map(p -> new Path(dir, p.dir()).toString()).toArray(String[]::new);
     }
 
-    /** The Parquet paths of the token table in {@code dir}, for {@code spark.read().parquet(...)}. */
-    public static String[] dataPaths(Configuration conf, String dir) {
-        return read(conf, new Path(dir)).dataPaths(new Path(dir));
-    }
-
     /** Writes {@code dir/_manifest.json} atomically, replacing an older one (an accumulated table grows). */
     public void write(Configuration conf, Path dir) {
         Path target = new Path(dir, FILE);
         try {
             TableFiles.writeAtomically(TableFiles.writableFileSystem(dir, conf), target, JSON.writeValueAsBytes(this));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
+            throw TableFiles.io("writing", target, e);
         }
     }
 
@@ -129,7 +123,7 @@ public record TokenTableManifest(
             }
             for (org.apache.hadoop.fs.FileStatus status : fs.listStatus(dir)) {
                 String name = status.getPath().getName();
-                if (!status.isFile() || name.startsWith("_") || name.startsWith(".") || !name.endsWith(".parquet")) {
+                if (!status.isFile() || TableFiles.isHidden(name) || !name.endsWith(".parquet")) {
                     continue;
                 }
                 try (org.apache.parquet.hadoop.ParquetFileReader reader = org.apache.parquet.hadoop.ParquetFileReader.open(
@@ -137,20 +131,12 @@ public record TokenTableManifest(
                     reader.getFooter();
                 } catch (IOException | RuntimeException e) {
                     throw new IllegalArgumentException("token table file " + status.getPath() + " is corrupt or truncated ("
-                            + oneLine(e.getMessage()) + "); re-run `spindle tokenize` with --overwrite");
+                            + TableFiles.oneLine(e) + "); re-run `spindle tokenize` with --overwrite");
                 }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot list token table " + dir + ": " + e.getMessage(), e);
+            throw TableFiles.io("listing token table", dir, e);
         }
-    }
-
-    private static String oneLine(String message) {
-        if (message == null) {
-            return "unreadable";
-        }
-        int newline = message.indexOf('\n');
-        return newline < 0 ? message : message.substring(0, newline);
     }
 
     public static TokenTableManifest read(Configuration conf, Path dir) {
@@ -172,7 +158,7 @@ public record TokenTableManifest(
             throw new IllegalArgumentException(dir + " is not a complete token table (no " + FILE
                     + "); re-run `spindle tokenize`");
         } catch (IOException e) {
-            throw new IllegalArgumentException(file + ": unreadable manifest (" + e.getMessage() + ")");
+            throw new IllegalArgumentException(file + ": unreadable manifest (" + TableFiles.oneLine(e) + "); re-run `spindle tokenize`");
         }
     }
 }

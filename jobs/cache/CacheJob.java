@@ -219,7 +219,7 @@ public final class CacheJob {
             // Losing attempts of retried or speculative tasks can leave temp files; every task is done now.
             ActivationManifest.deleteLeftovers(hadoop, partial);
             ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(hadoop, partial);
-            long expectedRows = expectedRows(spark, o, bos, separator, firstHeldOut);
+            long expectedRows = expectedRows(spark, tokens.dataPaths(tokensDir), o, bos, separator, firstHeldOut);
             if (committed.rows() != expectedRows) {
                 throw new IllegalStateException("the cache at " + partial + " holds " + committed.rows() + " rows but "
                         + expectedRows + " were expected; remove it (or pass --overwrite) and run again");
@@ -359,10 +359,11 @@ public final class CacheJob {
     }
 
     /** Rows the cache must hold: every token of the table less the skipped positions. */
-    private static long expectedRows(SparkSession spark, Options o, Integer bos, int separator, long firstHeldOut) {
+    private static long expectedRows(SparkSession spark, String[] tokenPaths, Options o, Integer bos, int separator,
+                                     long firstHeldOut) {
         boolean skipBos = o.skipBos();
         boolean skipSpecial = o.skipSpecial();
-        return spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), o.tokens()))
+        return spark.read().parquet(tokenPaths)
                 .where(col("seq_id").lt(firstHeldOut)).select(col("tokens")).javaRDD().map(row -> {
             List<Integer> tokens = row.getList(0);
             long kept = 0;

@@ -123,7 +123,7 @@ public final class FeaturesJob {
                 examples.addAll(merged.top(f));
                 examples.addAll(merged.quantileSamples(f));
             }
-            Map<Long, int[]> sequences = fetchSequences(spark, o.tokens(), examples);
+            Map<Long, int[]> sequences = fetchSequences(spark, tokenTable.dataPaths(new Path(o.tokens())), examples);
             checkTokensMatch(examples, sequences, o, cache);
 
             Map<Long, TreeSet<Integer>> wanted = new HashMap<>();
@@ -297,14 +297,14 @@ public final class FeaturesJob {
     }
 
     /** Only the sequences the examples are in, from the token table. */
-    static Map<Long, int[]> fetchSequences(SparkSession spark, String tokens, List<Example> examples) {
+    static Map<Long, int[]> fetchSequences(SparkSession spark, String[] tokenPaths, List<Example> examples) {
         TreeSet<Long> ids = new TreeSet<>();
         examples.forEach(e -> ids.add(e.seqId()));
         Map<Long, int[]> out = new HashMap<>();
         if (ids.isEmpty()) {
             return out;
         }
-        for (Row row : spark.read().parquet(TokenTableManifest.dataPaths(spark.sparkContext().hadoopConfiguration(), tokens)).select(col("seq_id"), col("tokens"))
+        for (Row row : spark.read().parquet(tokenPaths).select(col("seq_id"), col("tokens"))
                 .where(col("seq_id").isin(ids.toArray())).collectAsList()) {
             List<Integer> list = row.getList(1);
             out.put(row.getLong(0), list.stream().mapToInt(Integer::intValue).toArray());
