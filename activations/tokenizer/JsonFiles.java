@@ -9,7 +9,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
-/** Writes JSON files atomically (temp file beside the target, then rename), so no reader sees half a file. */
+/**
+ * JSON files: written atomically (temp file beside the target, then rename), so no reader sees half
+ * a file, and read back with one error naming the file.
+ */
 public final class JsonFiles {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -31,6 +34,14 @@ public final class JsonFiles {
                 // the write error is what matters
             }
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    public static <T> T read(Path file, Class<T> type) {
+        try {
+            return JSON.readValue(file.toFile(), type);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         }
     }
 }

@@ -10,6 +10,7 @@ import activations.model.TransformerModel;
 import activations.safetensors.DType;
 import activations.table.ActivationManifest;
 import activations.table.ActivationShardWriter;
+import activations.table.PackedVectors;
 import activations.table.ShardSummary;
 import activations.table.TokenTableManifest;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -76,6 +77,12 @@ public final class CacheJob {
         public Options withFault(Fault value, int shard) {
             return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
                     skipSpecial, output, overwrite, value, shard, heldOutSequences);
+        }
+
+        /** The same settings for another token table and output (a part of an accumulated cache). */
+        public Options forPart(String partTokens, String partOutput) {
+            return new Options(modelDir, partTokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
+                    skipSpecial, partOutput, false, fault, faultShard, heldOutSequences);
         }
 
         /** The same run leaving the table's last {@code sequences} out of the cache (held out for evaluation). */
@@ -147,6 +154,7 @@ public final class CacheJob {
         List<HookPoint> hooks = HookPoint.parseAll(hookNames, config);
         List<String> canonical = hooks.stream().map(HookPoint::name).toList();
         int[] dims = hooks.stream().mapToInt(h -> h.dim(config)).toArray();
+        PackedVectors.checkFloat(o.dtype());
         if (o.batchSequences() < 1 || o.shardSequences() < 1) {
             throw new IllegalArgumentException("--batch-sequences and --shard-sequences must be at least 1");
         }

@@ -56,9 +56,6 @@ public final class CacheCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         DType storage = DType.parse(dtype);
-        if (!storage.isFloat()) {
-            throw new IllegalArgumentException("--dtype " + dtype + " is not a float type: use bfloat16, float16 or float32");
-        }
         CacheJob.Options options = new CacheJob.Options(model, tokens, hooks, storage, batchSequences, shardSequences,
                 shuffleSeed, skipBos, skipSpecial, out, overwrite, CacheJob.Fault.NONE, -1);
         SparkSession spark = SparkSessions.create("spindle cache", master);

@@ -55,12 +55,8 @@ public final class TokenizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        InputFormat inputFormat = format != null ? parseFormat(format) : guessFormat(input);
-        TextSplit textSplit = switch (split.toLowerCase(Locale.ROOT)) {
-            case "line" -> TextSplit.LINE;
-            case "blank-line", "blank_line", "paragraph" -> TextSplit.BLANK_LINE;
-            default -> throw new IllegalArgumentException("--split " + split + " is not one of: line, blank-line");
-        };
+        InputFormat inputFormat = format != null ? InputFormat.parse(format) : InputFormat.guess(input);
+        TextSplit textSplit = TextSplit.parse(split);
         TokenizeJob.Options options = new TokenizeJob.Options(model, input, inputFormat, textSplit, textField,
                 contextSize, keepPartial, separatorId, skipMalformed, out, overwrite);
         SparkSession spark = SparkSessions.create("spindle tokenize", master);
@@ -72,24 +68,5 @@ public final class TokenizeCommand implements Callable<Integer> {
         } finally {
             spark.stop();
         }
-    }
-
-    static InputFormat parseFormat(String name) {
-        try {
-            return InputFormat.valueOf(name.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--format " + name + " is not one of: text, jsonl, parquet");
-        }
-    }
-
-    static InputFormat guessFormat(String input) {
-        String lower = input.toLowerCase(Locale.ROOT);
-        if (lower.endsWith(".parquet")) {
-            return InputFormat.PARQUET;
-        }
-        if (lower.endsWith(".jsonl") || lower.endsWith(".json") || lower.endsWith(".jsonl.gz")) {
-            return InputFormat.JSONL;
-        }
-        return InputFormat.TEXT;
     }
 }

@@ -1,5 +1,6 @@
 package jobs.evaluate;
 
+import activations.model.ComputeThreads;
 import activations.model.ModelChecksums;
 import activations.model.TransformerModel;
 import activations.table.TokenTableManifest;
@@ -12,7 +13,6 @@ import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.nd4j.linalg.factory.Nd4j;
 import scala.Tuple2;
 import training.evaluation.DictionaryEvaluator;
 import training.evaluation.EvaluationReport;
@@ -77,11 +77,7 @@ public final class EvaluateJob {
         }
         OutputDirectory out = OutputDirectory.begin(hadoop, o.output(), "evaluation.json", o.overwrite());
         try {
-            List<Row> held = spark.read().parquet(tokens.dataPaths(new Path(o.tokens()))).select(col("seq_id"), col("tokens"))
-                    .orderBy(col("seq_id").desc()).limit(o.sequences()).collectAsList();
-            if (held.isEmpty()) {
-                throw new IllegalArgumentException("the token table " + o.tokens() + " has no sequences to evaluate on");
-            }
+            List<Row> held = lastSequences(spark, tokens, o.tokens(), o.sequences());
             List<Tuple2<Long, int[]>> sequences = new ArrayList<>();
             for (Row row : held) {
                 List<Integer> ids = row.getList(1);
@@ -129,10 +125,21 @@ public final class EvaluateJob {
         }
     }
 
+    /** The evaluation sequences: the last {@code n} of the token table by seq id, as rows (seq_id, tokens). */
+    static List<Row> lastSequences(SparkSession spark, TokenTableManifest manifest, String tokens, int n) {
+        List<Row> rows = spark.read().parquet(manifest.dataPaths(new Path(tokens))).select(col("seq_id"), col("tokens"))
+                .orderBy(col("seq_id").desc()).limit(n).collectAsList();
+        if (rows.isEmpty()) {
+            throw new IllegalArgumentException("the token table " + tokens + " has no sequences to evaluate on");
+        }
+        return rows;
+    }
+
     static Partial evaluatePart(List<Tuple2<Long, int[]>> part, String modelDir, String dictionaryDir, int batchSequences) {
         TaskContext task = TaskContext.get();
         if (task != null) {
-            Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
+            // All pools (ND4J, OpenMP, OpenBLAS, the model's loops), not ND4J's alone: tasks share the cores.
+            ComputeThreads.limit(Math.max(1, task.cpus()));
         }
         DictionaryEvaluator evaluator = new DictionaryEvaluator(ExecutorResources.model(modelDir),
                 ExecutorDictionaries.get(dictionaryDir));

@@ -2,8 +2,7 @@ package jobs.evaluate;
 
 import activations.model.TransformerModel;
 import activations.table.TokenTableManifest;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
+import activations.tokenizer.JsonFiles;
 import jobs.output.OutputDirectory;
 import jobs.spark.ExecutorResources;
 import org.apache.spark.sql.Row;
@@ -11,8 +10,6 @@ import org.apache.spark.sql.SparkSession;
 import training.clt.ReplacementEvaluation;
 import training.export.CircuitTracerDictionary;
 
-import java.io.IOException;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,7 +17,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import static org.apache.spark.sql.functions.col;
 
 /**
  * Evaluates a transcoder directory in circuit-tracer's layout (a CLT or a per-layer set) on the last
@@ -49,9 +45,8 @@ public final class TranscoderEvaluateJob {
         OutputDirectory out = OutputDirectory.begin(spark.sparkContext().hadoopConfiguration(), o.out(), "evaluation.json",
                 o.overwrite());
         CircuitTracerDictionary transcoder = CircuitTracerDictionary.load(Path.of(o.dictionary()));
-        TransformerModel model = TransformerModel.load(ExecutorResources.localDirectory(o.model()));
-        List<Row> rows = spark.read().parquet(tokens.dataPaths(new org.apache.hadoop.fs.Path(o.tokens()))).select(col("seq_id"), col("tokens"))
-                .orderBy(col("seq_id").desc()).limit(o.sequences()).collectAsList();
+        TransformerModel model = ExecutorResources.model(o.model());
+        List<Row> rows = EvaluateJob.lastSequences(spark, tokens, o.tokens(), o.sequences());
         int length = rows.get(0).getList(1).size();
         int[][] sequences = rows.stream().map(r -> r.getList(1)).filter(l -> l.size() == length)
                 .map(l -> l.stream().mapToInt(v -> (Integer) v).toArray()).toArray(int[][]::new);
@@ -81,13 +76,10 @@ public final class TranscoderEvaluateJob {
         json.put("dead_features_by_layer", report.deadByLayer());
         json.put("dead_features_note", "features that never fired on the evaluated positions");
         try {
-            Files.createDirectories(Path.of(out.staging().toUri()));
-            try (OutputStream stream = Files.newOutputStream(Path.of(out.staging().toUri()).resolve("evaluation.json"))) {
-                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(stream, json);
-            }
-        } catch (IOException e) {
+            JsonFiles.write(Path.of(out.staging().toUri()).resolve("evaluation.json"), json);
+        } catch (UncheckedIOException e) {
             out.abandon();
-            throw new UncheckedIOException("cannot write the evaluation: " + e.getMessage(), e);
+            throw e;
         }
         out.publish();
         return report;

@@ -1,5 +1,6 @@
 package jobs.features;
 
+import activations.model.ComputeThreads;
 import activations.model.TransformerModel;
 import activations.table.ActivationManifest;
 import activations.table.ActivationTableReader;
@@ -286,7 +287,8 @@ public final class FeaturesJob {
     private static void limitThreads() {
         TaskContext task = TaskContext.get();
         if (task != null) {
-            Nd4j.getEnvironment().setMaxThreads(Math.max(1, task.cpus()));
+            // All pools (ND4J, OpenMP, OpenBLAS, the model's loops), not ND4J's alone: tasks share the cores.
+            ComputeThreads.limit(Math.max(1, task.cpus()));
         }
     }
 

@@ -94,11 +94,10 @@ final class IncrementalCache {
 
             TokenTableManifest partTokens = completeTokens(hadoop, tokenDir, file, firstSeqId);
             if (partTokens == null) {
-                partTokens = TokenizeJob.run(spark, withInput(tokenize, file.getPath().toString(), tokenDir.toString(),
-                        firstSeqId));
+                partTokens = TokenizeJob.run(spark, tokenize.forPart(file.getPath().toString(), tokenDir.toString(), firstSeqId));
             }
             if (!exists(hadoop, new Path(activationDir, ActivationManifest.FILE_NAME))) {
-                CacheJob.run(spark, withTokens(cache, tokenDir.toString(), activationDir.toString()));
+                CacheJob.run(spark, cache.forPart(tokenDir.toString(), activationDir.toString()));
             }
             ledger.add(new TokenTableManifest.Part(dir, file.getPath().toString(), file.getLen(), file.getModificationTime(),
                     firstSeqId, partTokens.sequences(), partTokens.tokens(), partTokens.documents()));
@@ -147,16 +146,6 @@ final class IncrementalCache {
         }
         TokenTableManifest first = TokenTableManifest.read(hadoop, new Path(tokens(root), dirs.get(0)));
         TokenTableManifest.accumulated(first, corpus, ledger).write(hadoop, tokens(root));
-    }
-
-    private static TokenizeJob.Options withInput(TokenizeJob.Options o, String input, String output, long firstSeqId) {
-        return new TokenizeJob.Options(o.modelDir(), input, o.format(), o.split(), o.textField(), o.contextSize(),
-                o.keepPartial(), o.separatorId(), o.skipMalformed(), output, false, firstSeqId);
-    }
-
-    private static CacheJob.Options withTokens(CacheJob.Options o, String tokens, String output) {
-        return new CacheJob.Options(o.modelDir(), tokens, o.hooks(), o.dtype(), o.batchSequences(), o.shardSequences(),
-                o.shuffleSeed(), o.skipBos(), o.skipSpecial(), output, false, o.fault(), o.faultShard(), o.heldOutSequences());
     }
 
     /** A corpus file name as a directory name: letters, digits, '.', '_' and '-' kept. */

@@ -2,9 +2,9 @@ package jobs.pipeline;
 
 import activations.safetensors.DType;
 import activations.table.ActivationManifest;
+import activations.table.PackedVectors;
 import activations.table.TokenTableManifest;
 import activations.tokenizer.JsonFiles;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
@@ -23,9 +23,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.SparkSession;
 import training.drift.DriftReport;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDate;
@@ -89,11 +87,12 @@ public final class PipelineJob {
             if (!c.getString("corpus").contains("://") && !Files.exists(Path.of(c.getString("corpus")))) {
                 throw new IllegalArgumentException(where + ": corpus " + c.getString("corpus") + " does not exist; set `corpus`");
             }
-            DType.parse(c.getString("dtype"));
-            String format = c.getString("format");
-            if (!format.isEmpty() && !List.of("text", "jsonl", "parquet").contains(format)) {
-                throw new IllegalArgumentException(where + ": format '" + format + "' is not one of text, jsonl, parquet "
-                        + "(or empty: from the file extension)");
+            try {
+                format(c);
+                TokenizeJob.TextSplit.parse(c.getString("split"));
+                PackedVectors.checkFloat(DType.parse(c.getString("dtype")));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(where + ": " + e.getMessage());
             }
             c.getInt("context-size");
             c.getBoolean("skip-bos");
@@ -200,7 +199,7 @@ public final class PipelineJob {
         }
 
         TokenizeJob.Options tokenize = new TokenizeJob.Options(model, c.getString("corpus"), format(c),
-                c.getString("split").equals("blank-line") ? TokenizeJob.TextSplit.BLANK_LINE : TokenizeJob.TextSplit.LINE,
+                TokenizeJob.TextSplit.parse(c.getString("split")),
                 c.getString("text-field"), c.getInt("context-size"), false, null, false, tokens, false);
         CacheJob.Options cache = new CacheJob.Options(model, tokens, hooks(plan), DType.parse(c.getString("dtype")),
                 c.getInt("batch-sequences"), c.getInt("shard-sequences"), null, c.getBoolean("skip-bos"), false,
@@ -252,7 +251,7 @@ public final class PipelineJob {
                                 c.getInt("feature-top-k"), c.getInt("feature-context"),
                                 spark.sparkContext().defaultParallelism(), features.toString(), false)));
             }
-            summary.put(d.name(), readJson(evaluation.resolve("evaluation.json")));
+            summary.put(d.name(), JsonFiles.read(evaluation.resolve("evaluation.json"), Object.class));
         }
         if (plan.runDate() != null) {
             Map<String, Object> drifts = drift(plan, progress, stageSeconds);
@@ -337,8 +336,7 @@ public final class PipelineJob {
 
     private static TokenizeJob.InputFormat format(Config c) {
         String format = c.getString("format");
-        return format.isEmpty() ? guessFormat(c.getString("corpus"))
-                : TokenizeJob.InputFormat.valueOf(format.toUpperCase(Locale.ROOT));
+        return format.isEmpty() ? TokenizeJob.InputFormat.guess(c.getString("corpus")) : TokenizeJob.InputFormat.parse(format);
     }
 
     private interface Stage {
@@ -356,21 +354,5 @@ public final class PipelineJob {
         double elapsed = (System.nanoTime() - start) / 1e9;
         seconds.put(name, elapsed);
         progress.printf(Locale.ROOT, "== %s done in %.1f s%n", name, elapsed);
-    }
-
-    private static TokenizeJob.InputFormat guessFormat(String input) {
-        String lower = input.toLowerCase(Locale.ROOT);
-        if (lower.endsWith(".parquet")) {
-            return TokenizeJob.InputFormat.PARQUET;
-        }
-        return lower.endsWith(".jsonl") || lower.endsWith(".json") ? TokenizeJob.InputFormat.JSONL : TokenizeJob.InputFormat.TEXT;
-    }
-
-    private static Object readJson(Path file) {
-        try {
-            return new ObjectMapper().readValue(file.toFile(), Object.class);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-        }
     }
 }

@@ -57,10 +57,43 @@ import static org.apache.spark.sql.functions.col;
  */
 public final class TokenizeJob {
 
-    public enum InputFormat { TEXT, JSONL, PARQUET }
+    public enum InputFormat {
+        TEXT, JSONL, PARQUET;
+
+        /** A format by name (text, jsonl, parquet), or one-line error naming the choices. */
+        public static InputFormat parse(String name) {
+            try {
+                return valueOf(name.toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("format " + name + " is not one of: text, jsonl, parquet");
+            }
+        }
+
+        /** The format a path's extension implies; plain text when it implies none. */
+        public static InputFormat guess(String input) {
+            String lower = input.toLowerCase(Locale.ROOT);
+            if (lower.endsWith(".parquet")) {
+                return PARQUET;
+            }
+            if (lower.endsWith(".jsonl") || lower.endsWith(".json") || lower.endsWith(".jsonl.gz")) {
+                return JSONL;
+            }
+            return TEXT;
+        }
+    }
 
     /** How plain text becomes documents: one per non-empty line, or one per blank-line-separated block. */
-    public enum TextSplit { LINE, BLANK_LINE }
+    public enum TextSplit {
+        LINE, BLANK_LINE;
+
+        public static TextSplit parse(String name) {
+            return switch (name.toLowerCase(Locale.ROOT)) {
+                case "line" -> LINE;
+                case "blank-line", "blank_line", "paragraph" -> BLANK_LINE;
+                default -> throw new IllegalArgumentException("split " + name + " is not one of: line, blank-line");
+            };
+        }
+    }
 
     public record Options(String modelDir, String input, InputFormat format, TextSplit split, String textField,
                           int contextSize, boolean keepPartial, Integer separatorId, boolean skipMalformed,
@@ -74,10 +107,10 @@ public final class TokenizeJob {
                     overwrite, 0);
         }
 
-        /** The same run numbering its sequences from {@code first} (a part of an accumulated table). */
-        public Options withFirstSeqId(long first) {
-            return new Options(modelDir, input, format, split, textField, contextSize, keepPartial, separatorId,
-                    skipMalformed, output, overwrite, first);
+        /** The same settings for one file of an accumulated table: its own output, seq ids from {@code first}. */
+        public Options forPart(String file, String partOutput, long first) {
+            return new Options(modelDir, file, format, split, textField, contextSize, keepPartial, separatorId,
+                    skipMalformed, partOutput, false, first);
         }
     }
 

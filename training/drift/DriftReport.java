@@ -1,12 +1,9 @@
 package training.drift;
 
 import activations.tokenizer.JsonFiles;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -56,10 +53,6 @@ public record DriftReport(String oldDictionary, String newDictionary, String hoo
         if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException(file + " does not exist; run `spindle drift` to write it");
         }
-        try {
-            return new ObjectMapper().readValue(file.toFile(), DriftReport.class);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-        }
+        return JsonFiles.read(file, DriftReport.class);
     }
 }

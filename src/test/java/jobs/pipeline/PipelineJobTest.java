@@ -222,6 +222,12 @@ class PipelineJobTest {
         var saeKey = assertThrows(IllegalArgumentException.class, () -> PipelineJob.plan(ConfigFactory.parseString(
                 "saes = [{ name = a, hook = \"blocks.0.hook_resid_post\", d-sea = 8 }]").withFallback(good), "test.conf"));
         assertTrue(saeKey.getMessage().contains("did you mean 'd-sae'?"), saeKey.getMessage());
+        var split = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.plan(ConfigFactory.parseString("split = paragrahp").withFallback(good), "test.conf"));
+        assertTrue(split.getMessage().contains("split paragrahp is not one of: line, blank-line"), split.getMessage());
+        var dtype = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.plan(ConfigFactory.parseString("dtype = int32").withFallback(good), "test.conf"));
+        assertTrue(dtype.getMessage().contains("bfloat16, float16 or float32"), dtype.getMessage());
         var incremental = assertThrows(IllegalArgumentException.class,
                 () -> PipelineJob.plan(ConfigFactory.parseString("incremental = true").withFallback(good), "test.conf"));
         assertTrue(incremental.getMessage().contains("needs a run date"), incremental.getMessage());
