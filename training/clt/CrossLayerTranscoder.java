@@ -10,6 +10,7 @@ import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.SubOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
+import training.sae.ColumnSums;
 import training.sae.JumpReluMath;
 
 import java.util.Arrays;
@@ -412,7 +413,7 @@ public final class CrossLayerTranscoder {
         double coefficient = config.preActLossCoefficient();
         for (int t = 0; t < layers; t++) {
             err[t].muli(2.0 / batch); // dLoss/dy_hat_t
-            err[t].sum(gBDec[t], 0);
+            ColumnSums.of(err[t], gBDec[t]);
         }
         for (int l = 0; l < layers; l++) {
             // Decoder gradients and dLoss/da_l, before the sparsity backward reuses f_l as scratch.

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import org.nd4j.linalg.api.buffer.DataType;
+import training.sae.TopKSelection;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
 import org.nd4j.linalg.api.ops.impl.scalar.Step;
@@ -199,21 +200,7 @@ public final class CircuitTracerDictionary implements training.clt.MlpTranscoder
             return z.muli(keep);
         }
         if (topK > 0) {
-            INDArray keep = Nd4j.zeros(DataType.FLOAT, z.shape());
-            for (int r = 0; r < z.size(0); r++) {
-                float[] row = z.getRow(r).toFloatVector();
-                float[] sorted = row.clone();
-                Arrays.sort(sorted);
-                float kth = sorted[Math.max(0, row.length - topK)];
-                int taken = 0;
-                for (int i = 0; i < row.length && taken < topK; i++) {
-                    if (row[i] >= kth) {
-                        keep.putScalar(r, i, 1);
-                        taken++;
-                    }
-                }
-            }
-            z.muli(keep);
+            return TopKSelection.keepTopK(z, topK);
         }
         return Transforms.relu(z, false);
     }

@@ -60,14 +60,14 @@ public final class CircuitTracerExporter {
             for (int i = 0; i < layers; i++) {
                 new SafeTensorsWriter().metadata("format", "pt")
                         .addF32("W_enc_" + i, transposed(clt.wEnc(i), inputScales[i]), features, d)
-                        .addF32("b_enc_" + i, floats(clt.bEnc(i), 1), features)
-                        .addF32("b_dec_" + i, floats(clt.bDec(i), 1 / targetScales[i]), d)
-                        .addF32("threshold_" + i, floats(clt.threshold(i), 1), features)
+                        .addF32("b_enc_" + i, SaeLensExporter.scaled(clt.bEnc(i), 1), features)
+                        .addF32("b_dec_" + i, SaeLensExporter.scaled(clt.bDec(i), 1 / targetScales[i]), d)
+                        .addF32("threshold_" + i, SaeLensExporter.scaled(clt.threshold(i), 1), features)
                         .write(directory.resolve("W_enc_" + i + ".safetensors"));
                 int targets = layers - i;
                 float[] dec = new float[features * targets * d];
                 for (int k = 0; k < targets; k++) {
-                    float[] block = floats(clt.wDec(i, i + k), 1 / targetScales[i + k]);
+                    float[] block = SaeLensExporter.scaled(clt.wDec(i, i + k), 1 / targetScales[i + k]);
                     for (int f = 0; f < features; f++) {
                         System.arraycopy(block, f * d, dec, (f * targets + k) * d, d);
                     }
@@ -116,12 +116,12 @@ public final class CircuitTracerExporter {
                 int dSae = t.dSae();
                 SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt")
                         .addF32("W_enc", transposed(t.wEnc(), inputScales[i]), dSae, dIn)
-                        .addF32("W_dec", floats(t.wDec(), 1 / targetScales[i]), dSae, dOut)
-                        .addF32("b_enc", floats(t.bEnc(), 1), dSae)
-                        .addF32("b_dec", floats(t.bDec(), 1 / targetScales[i]), dOut);
+                        .addF32("W_dec", SaeLensExporter.scaled(t.wDec(), 1 / targetScales[i]), dSae, dOut)
+                        .addF32("b_enc", SaeLensExporter.scaled(t.bEnc(), 1), dSae)
+                        .addF32("b_dec", SaeLensExporter.scaled(t.bDec(), 1 / targetScales[i]), dOut);
                 INDArray threshold = t.exportThreshold();
                 if (threshold != null) {
-                    w.addF32("activation_function.threshold", floats(threshold, 1), dSae);
+                    w.addF32("activation_function.threshold", SaeLensExporter.scaled(threshold, 1), dSae);
                 }
                 if (t.wSkip() != null) {
                     w.addF32("W_skip", transposed(t.wSkip(), inputScales[i] / targetScales[i]), dOut, dIn);
@@ -256,18 +256,8 @@ public final class CircuitTracerExporter {
         }
     }
 
-    private static float[] floats(INDArray a, double factor) {
-        float[] v = a.dup('c').reshape(a.length()).toFloatVector();
-        if (factor != 1) {
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) (v[i] * factor);
-            }
-        }
-        return v;
-    }
-
     /** The transpose of a [r, c] matrix as row-major [c, r] floats, times factor. */
     private static float[] transposed(INDArray a, double factor) {
-        return floats(a.transpose(), factor);
+        return SaeLensExporter.scaled(a.transpose(), factor);
     }
 }

@@ -4,6 +4,7 @@ import activations.safetensors.SafeTensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.nd4j.linalg.api.buffer.DataType;
+import training.sae.TopKSelection;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
 import org.nd4j.linalg.api.ops.impl.scalar.Step;
@@ -136,22 +137,7 @@ public final class SaeLensDictionary {
                 Nd4j.exec(new Step(keep, keep, 0.0));
                 z.muli(keep);
             }
-            case "topk" -> {
-                float[] values = z.dup('c').reshape(z.length()).toFloatVector();
-                float[] out = new float[values.length];
-                Integer[] order = new Integer[dSae];
-                for (int r = 0; r < z.size(0); r++) {
-                    final int base = r * dSae;
-                    for (int i = 0; i < dSae; i++) {
-                        order[i] = i;
-                    }
-                    Arrays.sort(order, (a, b) -> Float.compare(values[base + b], values[base + a]));
-                    for (int i = 0; i < k; i++) {
-                        out[base + order[i]] = Math.max(values[base + order[i]], 0f);
-                    }
-                }
-                z = Nd4j.createFromArray(out).reshape(z.shape());
-            }
+            case "topk" -> z = TopKSelection.keepTopK(z, k);
             default -> Transforms.relu(z, false);
         }
         return z;

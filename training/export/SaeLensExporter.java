@@ -157,7 +157,8 @@ public final class SaeLensExporter {
         return base.equals("jumprelu") ? "jumprelu_" + skip + "transcoder" : skip + "transcoder";
     }
 
-    private static float[] scaled(INDArray a, double factor) {
+    /** A tensor as row-major floats times {@code factor} (undoing the training normalization). */
+    static float[] scaled(INDArray a, double factor) {
         float[] v = a.dup('c').reshape(a.length()).toFloatVector();
         if (factor != 1) {
             for (int i = 0; i < v.length; i++) {

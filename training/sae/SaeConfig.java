@@ -107,10 +107,6 @@ public record SaeConfig(
         return Math.min(kAux > 0 ? kAux : Math.max(1, dIn / 2), dSae);
     }
 
-    public boolean usesSparsityPenalty() {
-        return architecture == Architecture.RELU || architecture == Architecture.JUMPRELU;
-    }
-
     public boolean usesAuxK() {
         return architecture == Architecture.TOPK || architecture == Architecture.BATCHTOPK;
     }
