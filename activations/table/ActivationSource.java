@@ -27,6 +27,11 @@ public interface ActivationSource extends AutoCloseable {
     /** Rows handed out so far, the data position a checkpoint records. */
     long position();
 
+    /** Rows this source hands out in all, or -1 when it cannot tell without reading them. */
+    default long rowCount() {
+        return -1;
+    }
+
     /**
      * Skips rows so that the next {@link #read} continues from {@code rows} rows further on, as it
      * would have without the skip (used to resume a run at its checkpointed data position).

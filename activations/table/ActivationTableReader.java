@@ -155,6 +155,7 @@ public final class ActivationTableReader implements ActivationSource {
     }
 
     /** Rows this reader hands out in total (its replica's share of the cache). */
+    @Override
     public long rowCount() {
         return end - begin;
     }

@@ -62,6 +62,11 @@ public final class InMemoryActivationSource implements ActivationSource {
     }
 
     @Override
+    public long rowCount() {
+        return totalRows;
+    }
+
+    @Override
     public long position() {
         return position;
     }

@@ -24,8 +24,8 @@ public final class RepeatedSource implements ActivationSource {
         this.open = open;
         this.epochs = epochs;
         this.current = open.get();
-        // A table reader knows its row count, which lets skip() jump epochs without reading them.
-        this.rowsPerEpoch = current instanceof ActivationTableReader reader ? reader.rowCount() : -1;
+        // A source that knows its row count lets skip() jump epochs without reading them.
+        this.rowsPerEpoch = current.rowCount();
     }
 
     @Override
