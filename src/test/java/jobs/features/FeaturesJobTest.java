@@ -6,12 +6,12 @@ import activations.table.ActivationShardWriter;
 import activations.tokenizer.TextTokenizer;
 import jobs.spark.SparkTestSession;
 import jobs.tokenize.TokenizeJob;
+import testing.HeadlessChromium;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -28,7 +28,6 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -234,8 +233,7 @@ class FeaturesJobTest {
         assertFalse(html.contains("innerHTML"), "data goes in with textContent only");
         assertTrue(html.contains("\\u003c"), "'<' in the embedded JSON is escaped");
 
-        Assumptions.assumeTrue(chromium() != null, "chromium not installed: the headless browser checks are skipped");
-        String dom = run("--dump-dom", index.toUri() + "#f=0");
+        String dom = HeadlessChromium.dumpDom(work, index.toUri() + "#f=0");
         assertTrue(dom.contains("Feature 0"), "the script ran and rendered feature 0");
         assertEquals(2, dom.split("<script", -1).length - 1, "no script element came from the data");
         String text = dom.replaceAll("<[^>]*>", "");
@@ -244,7 +242,7 @@ class FeaturesJobTest {
 
         for (String page : List.of("", "#f=0")) {
             Path png = work.resolve("shot" + page.length() + ".png");
-            run("--screenshot=" + png, "--window-size=1200,800", index.toUri() + page);
+            HeadlessChromium.screenshot(work, index.toUri() + page, png, 1200, 800);
             BufferedImage image = ImageIO.read(png.toFile());
             int dark = 0;
             for (int y = 0; y < image.getHeight(); y += 2) {
@@ -255,27 +253,6 @@ class FeaturesJobTest {
             }
             assertTrue(dark > 500, "screenshot of '" + page + "' shows text (" + dark + " dark samples)");
         }
-    }
-
-    static String chromium() {
-        for (String name : List.of("/usr/bin/chromium", "/usr/bin/chromium-browser")) {
-            if (Files.isExecutable(Path.of(name))) {
-                return name;
-            }
-        }
-        return null;
-    }
-
-    /** Headless Chromium that cannot reach the network: no background services, fresh profile. */
-    static String run(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--user-data-dir=" + Files.createTempDirectory(work, "chromium-profile"), "--virtual-time-budget=3000"));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "chromium finished");
-        return out;
     }
 
     @Test

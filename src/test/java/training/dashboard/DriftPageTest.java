@@ -2,18 +2,15 @@ package training.dashboard;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import training.drift.DriftFixtures;
+import testing.HeadlessChromium;
 import training.drift.DriftReport;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -71,14 +68,13 @@ class DriftPageTest {
         assertEquals(List.of("drift.html", "index.html"),
                 Files.list(newDashboard).map(p -> p.getFileName().toString()).sorted().toList(), "no temp files left");
 
-        Assumptions.assumeTrue(chromium() != null, "chromium not installed: the headless browser check is skipped");
-        String dom = chromium("--dump-dom", page.toUri().toString());
+        String dom = HeadlessChromium.dumpDom(dir, page.toUri().toString());
         assertTrue(dom.contains("New features (2)") && dom.contains("Vanished features (1)"), "the script rendered the lists");
         assertTrue(dom.contains("href=\"index.html#f=17\""), "new features link into this dashboard");
         assertTrue(dom.contains("href=\"../../../old%20night/features/dashboard/index.html#f=5\""), "vanished ones into the old one");
         assertEquals(2, dom.split("<script", -1).length - 1, "no script element came from the data");
         assertTrue(dom.contains("&lt;/script&gt;&lt;script&gt;alert(1)"), "markup in the data shows as text");
-        String renderedIndex = chromium("--dump-dom", newDashboard.resolve("index.html").toUri().toString());
+        String renderedIndex = HeadlessChromium.dumpDom(dir, newDashboard.resolve("index.html").toUri().toString());
         assertTrue(renderedIndex.contains("drift since the previous run") && renderedIndex.contains("class=\"item\""),
                 "index.html still renders and shows the link");
     }
@@ -110,26 +106,5 @@ class DriftPageTest {
         assertEquals("../b", DriftPage.relativeHref(dir.resolve("a"), dir.resolve("b")));
         assertEquals("../javascript%3Aalert%281%29", DriftPage.relativeHref(dir.resolve("a"), dir.resolve("javascript:alert(1)")));
         assertEquals("../%C3%A9t%C3%A9%20%23%3F", DriftPage.relativeHref(dir.resolve("a"), dir.resolve("\u00e9t\u00e9 #?")));
-    }
-
-    static String chromium() {
-        for (String name : List.of("/usr/bin/chromium", "/usr/bin/chromium-browser")) {
-            if (Files.isExecutable(Path.of(name))) {
-                return name;
-            }
-        }
-        return null;
-    }
-
-    /** Headless Chromium that cannot reach the network: no background services, fresh profile. */
-    String chromium(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--user-data-dir=" + Files.createTempDirectory(dir, "chromium-profile"), "--virtual-time-budget=3000"));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "chromium finished");
-        return out;
     }
 }
