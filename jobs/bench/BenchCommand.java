@@ -2,6 +2,7 @@ package jobs.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import activations.model.ComputeThreads;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -16,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
@@ -39,44 +41,129 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--corpus", defaultValue = "corpora/tinystories-1000/tinystories_train_first1000.ascii.txt", description = "Text for the caching figures (default: ${DEFAULT-VALUE}).")
     Path corpus;
 
+    @Option(names = "--only", split = ",", paramLabel = "NAME",
+            description = "Run only these figures, by the names the bench prints (e.g. forward_ratio,sae_step_ratio); baselines they need are measured too.")
+    Set<String> only;
+
+    @Option(names = "--peer", paramLabel = "torch",
+            description = "Also time the caching forward, SAE step and CLT step in PyTorch at the same shapes and threads (python3 with torch; skipped with a note when absent) and report Spindle / PyTorch.")
+    String peer;
+
+    @Option(names = "--python", description = "Python for --peer torch (default: the first of python3 and /usr/bin/python3, Debian's, that has torch).")
+    String python;
+
+    @Option(names = "--peer-script", defaultValue = "jobs/bench/torch_peer.py", description = "The PyTorch peer workloads (default: ${DEFAULT-VALUE}).")
+    Path peerScript;
+
     @Override
     public Integer call() throws IOException {
+        if (peer != null && !peer.equals("torch")) {
+            throw new IllegalArgumentException("--peer " + peer + " is not known: the one peer is torch");
+        }
+        if (only != null) {
+            List<String> unknown = only.stream().filter(n -> !FIGURES.contains(n)).sorted().toList();
+            if (!unknown.isEmpty()) {
+                throw new IllegalArgumentException("--only " + String.join(",", unknown) + ": no such figure; the figures are "
+                        + String.join(", ", FIGURES));
+            }
+        }
         Path work = Files.createTempDirectory("spindle-bench-");
         try {
             List<Figure> figures = new ArrayList<>();
-            double gemmSeconds = quick ? 1.0 : 3.0;
-            Figure gemm = quick ? GemmBenchmark.run(2048, 768, 4096, gemmSeconds) : GemmBenchmark.run(4096, 768, 16384, gemmSeconds);
-            figures.add(gemm);
-            report(gemm);
-            SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
-            figures.add(sae.figure());
-            report(sae.figure());
-            Figure clt = quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6);
-            figures.add(clt);
-            report(clt);
-            Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
-                    sae.trainerRowsPerSecond());
-            figures.add(reader);
-            report(reader);
+            TorchPeer torch = peer == null ? null : TorchPeer.find(python == null ? List.of("python3", "/usr/bin/python3") : List.of(python), peerScript, ComputeThreads.current());
+            int threads = ComputeThreads.current();
+            Memo<Figure> gemm = new Memo<>(() -> quick ? GemmBenchmark.run(2048, 768, 4096, 1.0) : GemmBenchmark.run(4096, 768, 16384, 3.0));
+            int[] saeShape = quick ? new int[] {768, 4096, 2048, 3} : new int[] {768, 16384, 4096, 5};
+            Memo<SaeStepBenchmark.Result> sae = new Memo<>(() -> SaeStepBenchmark.run(saeShape[0], saeShape[1], saeShape[2], saeShape[3]));
             int layers = quick ? 4 : 12;
-            Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
-            Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
-            figures.add(forward);
-            report(forward);
-            CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
-            figures.add(cache.writeShare());
-            report(cache.writeShare());
-            figures.add(cache.scaling());
-            report(cache.scaling());
-            Figure pipeline = PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick);
-            figures.add(pipeline);
-            report(pipeline);
+            int forwardBatch = quick ? 8 : 32;
+            Memo<Path> model = new Memo<>(() -> RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer));
+            if (wanted("gemm_gflops")) {
+                add(figures, gemm.get());
+            }
+            if (wanted("sae_step_ratio")) {
+                add(figures, sae.get().figure());
+            }
+            if (wanted("sae_step_vs_torch") && torch != null) {
+                add(figures, torch.compare("sae_step_vs_torch", "sae", sae.get().trainerRowsPerSecond(), 3.0, "--d-in", str(saeShape[0]),
+                        "--d-sae", str(saeShape[1]), "--batch", str(saeShape[2]), "--steps", str(saeShape[3])));
+            }
+            int[] cltShape = quick ? new int[] {2, 256, 2048, 2048, 3} : new int[] {4, 256, 4096, 4096, 6};
+            if (wanted("clt_step_ratio") || (wanted("clt_step_vs_torch") && torch != null)) {
+                Figure clt = CltStepBenchmark.run(cltShape[0], cltShape[1], cltShape[2], cltShape[3], cltShape[4]);
+                add(figures, clt);
+                if (wanted("clt_step_vs_torch") && torch != null) {
+                    add(figures, torch.compare("clt_step_vs_torch", "clt", (Double) clt.details().get("tokens_per_second"), null,
+                            "--layers", str(cltShape[0]), "--d", str(cltShape[1]), "--features", str(cltShape[2]),
+                            "--batch", str(cltShape[3]), "--steps", str(cltShape[4])));
+                }
+            }
+            if (wanted("reader_ratio")) {
+                add(figures, ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
+                        sae.get().trainerRowsPerSecond()));
+            }
+            double forwardSeconds = quick ? 5 : 15;
+            if (wanted("forward_ratio") || (wanted("forward_vs_torch") && torch != null)) {
+                Figure forward = ForwardBenchmark.run(model.get(), forwardBatch, 128, forwardSeconds, gemm.get().value());
+                add(figures, forward);
+                if (wanted("forward_vs_torch") && torch != null) {
+                    add(figures, torch.compare("forward_vs_torch", "forward", (Double) forward.details().get("tokens_per_second"), 1.5,
+                            "--layers", str(layers), "--d", "768", "--heads", "12", "--context", "128",
+                            "--batch", str(forwardBatch), "--seconds", str(forwardSeconds)));
+                }
+            }
+            if (wanted("cache_write_share") || wanted("spark_scaling")) {
+                CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model.get(), corpus, quick ? 60 : 600, 128, layers);
+                add(figures, cache.writeShare());
+                add(figures, cache.scaling());
+            }
+            if (wanted("pipeline_overhead")) {
+                add(figures, PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick));
+            }
             if (out != null) {
                 write(figures);
             }
+            System.out.printf(Locale.ROOT, "(%d compute threads)%n", threads);
             return quick || figures.stream().allMatch(f -> f.holds() == null || f.holds()) ? 0 : 3;
         } finally {
             deleteRecursively(work);
+        }
+    }
+
+    /** Every figure's name, in the order the bench runs them. */
+    static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "clt_step_ratio",
+            "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "cache_write_share", "spark_scaling",
+            "pipeline_overhead");
+
+    private boolean wanted(String figure) {
+        return only == null || only.contains(figure);
+    }
+
+    private void add(List<Figure> figures, Figure f) {
+        if (f != null) {
+            figures.add(f);
+            report(f);
+        }
+    }
+
+    private static String str(Object value) {
+        return String.valueOf(value);
+    }
+
+    /** A measurement taken at most once, when first needed (a baseline shared by several figures). */
+    private static final class Memo<T> {
+        private final java.util.function.Supplier<T> supplier;
+        private T value;
+
+        Memo(java.util.function.Supplier<T> supplier) {
+            this.supplier = supplier;
+        }
+
+        T get() {
+            if (value == null) {
+                value = supplier.get();
+            }
+            return value;
         }
     }
 

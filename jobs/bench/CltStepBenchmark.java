@@ -46,6 +46,7 @@ final class CltStepBenchmark {
         Map<String, Object> details = new LinkedHashMap<>();
         details.put("shape", layers + " layers, d " + d + ", " + features + " features per layer, batch " + batch);
         details.put("step_seconds", stepSeconds);
+        details.put("tokens_per_second", batch / stepSeconds);
         details.put("l0_all_layers", l0);
         details.put("step_gflops", cltGflops);
         details.put("gemm_same_shapes_gflops", gemmGflops);
