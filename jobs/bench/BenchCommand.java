@@ -36,22 +36,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--gpt2-tokenizer", defaultValue = "models/tokenizers/gpt2", description = "GPT-2 encoder.json + vocab.bpe (default: ${DEFAULT-VALUE}).")
     Path gpt2Tokenizer;
 
-    @Option(names = "--only", split = ",", description = "Run only these figure groups (sae, clt, reader, forward, cache, "
-            + "pipeline), comma-separated; the gemm baseline always runs.")
-    java.util.Set<String> only;
-
     @Option(names = "--corpus", defaultValue = "corpora/tinystories-1000/tinystories_train_first1000.ascii.txt", description = "Text for the caching figures (default: ${DEFAULT-VALUE}).")
     Path corpus;
 
     @Override
     public Integer call() throws IOException {
-        if (only != null) {
-            for (String group : only) {
-                if (!java.util.Set.of("sae", "clt", "reader", "forward", "cache", "pipeline").contains(group)) {
-                    throw new IllegalArgumentException("--only " + group + ": unknown figure group; use sae, clt, reader, forward, cache, pipeline");
-                }
-            }
-        }
         Path work = Files.createTempDirectory("spindle-bench-");
         try {
             List<Figure> figures = new ArrayList<>();
@@ -59,47 +48,33 @@ public final class BenchCommand implements Callable<Integer> {
             Figure gemm = quick ? GemmBenchmark.run(2048, 768, 4096, gemmSeconds) : GemmBenchmark.run(4096, 768, 16384, gemmSeconds);
             figures.add(gemm);
             report(gemm);
-            if (wants("sae") || wants("reader")) {
-                SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
-                figures.add(sae.figure());
-                report(sae.figure());
-                if (wants("reader")) {
-                    Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
-                            sae.trainerRowsPerSecond());
-                    figures.add(reader);
-                    report(reader);
-                }
-            }
-            if (wants("clt")) {
-                Figure clt = quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6);
-                figures.add(clt);
-                report(clt);
-            }
+            SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
+            figures.add(sae.figure());
+            report(sae.figure());
+            Figure clt = quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6);
+            figures.add(clt);
+            report(clt);
+            Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
+                    sae.trainerRowsPerSecond());
+            figures.add(reader);
+            report(reader);
             int layers = quick ? 4 : 12;
-            if (wants("forward") || wants("cache")) {
-                Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
-                if (wants("forward")) {
-                    Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
-                    figures.add(forward);
-                    report(forward);
-                    for (Figure f : familyForwards(work, layers, gemm.value())) {
-                        figures.add(f);
-                        report(f);
-                    }
-                }
-                if (wants("cache")) {
-                    CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
-                    figures.add(cache.writeShare());
-                    report(cache.writeShare());
-                    figures.add(cache.scaling());
-                    report(cache.scaling());
-                }
+            Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
+            Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
+            figures.add(forward);
+            report(forward);
+            for (Figure f : familyForwards(work, layers, gemm.value())) {
+                figures.add(f);
+                report(f);
             }
-            if (wants("pipeline")) {
-                Figure pipeline = PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick);
-                figures.add(pipeline);
-                report(pipeline);
-            }
+            CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
+            figures.add(cache.writeShare());
+            report(cache.writeShare());
+            figures.add(cache.scaling());
+            report(cache.scaling());
+            Figure pipeline = PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick);
+            figures.add(pipeline);
+            report(pipeline);
             if (out != null) {
                 write(figures);
             }
@@ -109,15 +84,13 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private boolean wants(String group) {
-        return only == null || only.isEmpty() || only.contains(group);
-    }
-
     /**
      * Forward figures of the other families' common sizes, random weights, real per-layer widths.
      * Gemma-2-2B has 26 layers and 256k tokens (2.6B parameters, 10 GB in fp32), too much for a
      * shared machine: it runs 2 layers (4 full) and an 8k vocabulary, which the caching forward
-     * never multiplies (no unembedding). Pythia-160M runs the GPT-2 figure's layer count.
+     * never multiplies (no unembedding). Pythia-160M runs the GPT-2 figure's layer count. No
+     * targets yet: they are reported next to forward_ratio, whose target they share once measured
+     * on an unloaded machine.
      */
     private List<Figure> familyForwards(Path work, int gpt2Layers, double gemmPeak) {
         int batch = quick ? 8 : 32;
@@ -126,12 +99,12 @@ public final class BenchCommand implements Callable<Integer> {
         Path gemma = RandomCheckpoints.gemma2(work.resolve("gemma2-2b-random"),
                 new RandomCheckpoints.Shape(gemmaLayers, 2304, 8, 4, 256, 9216, 8192, 8192), null);
         Figure gemmaForward = ForwardBenchmark.run("forward_ratio_gemma2", "Gemma-2-2B widths, " + gemmaLayers
-                + " of 26 layers, vocab 8192 of 256000", gemma, batch, 128, seconds, gemmPeak);
+                + " of 26 layers, vocab 8192 of 256000", gemma, batch, 128, seconds, gemmPeak, null);
         deleteRecursively(gemma);
         Path pythia = RandomCheckpoints.gptNeox(work.resolve("pythia-160m-random"),
                 new RandomCheckpoints.Shape(gpt2Layers, 768, 12, 12, 64, 3072, 50304, 2048), null);
         Figure pythiaForward = ForwardBenchmark.run("forward_ratio_pythia", "Pythia-160M widths, " + gpt2Layers
-                + " of 12 layers", pythia, batch, 128, seconds, gemmPeak);
+                + " of 12 layers", pythia, batch, 128, seconds, gemmPeak, null);
         deleteRecursively(pythia);
         return List.of(gemmaForward, pythiaForward);
     }
