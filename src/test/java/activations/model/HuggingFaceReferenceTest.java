@@ -110,6 +110,47 @@ class HuggingFaceReferenceTest {
         assertEquals(ModelConfig.Activation.GELU_TANH, sequential.activation());
     }
 
+    /**
+     * Interventions where the new families wire things differently: Gemma-2's hook_mlp_out is what
+     * the residual receives (zeroed: resid_post = resid_mid), mlp.hook_in is what the MLP reads
+     * (the MLP output follows a replaced input), and a parallel block adds attention and MLP to the
+     * block input (both zeroed: resid_post = resid_pre).
+     */
+    @Test
+    void interventionsFollowEachFamilysWiring() {
+        int[][] tokens = {{2, 7, 1, 22, 9, 0, 14, 5, 36}};
+        TransformerModel gemma = TransformerModel.load(fixture("gemma2"));
+        HookPoint mid = new HookPoint(HookPoint.Kind.RESID_MID, 1);
+        HookPoint post = new HookPoint(HookPoint.Kind.RESID_POST, 1);
+        HookPoint mlpOut = new HookPoint(HookPoint.Kind.MLP_OUT, 1);
+        HookPoint mlpIn = new HookPoint(HookPoint.Kind.MLP_IN, 1);
+        ForwardResult zeroed = gemma.forward(tokens, ForwardRequest.capture(mid, post).intervene(mlpOut, activations.hooks.Intervention.zero()));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(zeroed.get(mid), zeroed.get(post), 0f);
+
+        // Replace layer 1's MLP input with layer 0's: the MLP output becomes the one layer 0's input gives.
+        ForwardResult clean = gemma.forward(tokens, ForwardRequest.capture(new HookPoint(HookPoint.Kind.MLP_IN, 0), mlpIn, mlpOut));
+        float[] other = clean.get(new HookPoint(HookPoint.Kind.MLP_IN, 0));
+        ForwardResult swapped = gemma.forward(tokens, ForwardRequest.capture(mlpIn, mlpOut)
+                .intervene(mlpIn, activations.hooks.Intervention.replaceWith(other)));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(other, swapped.get(mlpIn), 0f);
+        assertTrue(maxDifference(clean.get(mlpOut), swapped.get(mlpOut)) > 1e-3, "the MLP saw the replaced input");
+
+        TransformerModel neox = TransformerModel.load(fixture("gpt-neox-parallel"));
+        HookPoint pre = new HookPoint(HookPoint.Kind.RESID_PRE, 1);
+        ForwardResult bothZeroed = neox.forward(tokens, ForwardRequest.capture(pre, post)
+                .intervene(new HookPoint(HookPoint.Kind.ATTN_OUT, 1), activations.hooks.Intervention.zero())
+                .intervene(mlpOut, activations.hooks.Intervention.zero()));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(bothZeroed.get(pre), bothZeroed.get(post), 0f);
+    }
+
+    private static double maxDifference(float[] a, float[] b) {
+        double max = 0;
+        for (int i = 0; i < a.length; i++) {
+            max = Math.max(max, Math.abs(a[i] - b[i]));
+        }
+        return max;
+    }
+
     @Test
     void exactGeluMatchesKnownValues() {
         // Phi(x) * x at a few points (Python math.erf): the hand-written erfc is good to fp32.
