@@ -11,7 +11,9 @@ Rerun (Debian's python3-numpy; deterministic, rewrites the fixtures next to this
 
     /usr/bin/python3 src/test/resources/hf-reference/make_reference.py
 
-The script first runs hand-checked cases on tiny shapes (hand_checks) and stops if any fails.
+The script first runs hand-checked cases on tiny shapes (hand_checks) and, where python3-torch is
+installed, compares its norms, GELUs and attention with torch's own ops (torch_checks); it stops if
+any fails.
 """
 import json
 import math
@@ -346,6 +348,33 @@ def hand_checks():
     assert close(qkv[..., :2], [[[0, 1], [6, 7]]]) and close(qkv[..., 4:], [[[4, 5], [10, 11]]])
 
 
+def torch_checks():
+    """Where Debian's python3-torch is installed, the numpy pieces agree with torch's own ops."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("torch not installed: skipping the torch cross-checks")
+        return
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 2, (5, 12))
+    t = torch.tensor(x, dtype=torch.float64)
+    assert close(layer_normalized(x, 1e-5), F.layer_norm(t, (12,), eps=1e-5).numpy(), 1e-12)
+    assert close(gelu_exact(x), F.gelu(t).numpy(), 1e-12)
+    assert close(gelu_tanh(x), F.gelu(t, approximate="tanh").numpy(), 1e-12)
+    # Attention against torch's softmax with a -inf mask, GQA by repeat_interleave as repeat_kv does
+    q, k, v = rng.normal(0, 1, (6, 4, 8)), rng.normal(0, 1, (6, 2, 8)), rng.normal(0, 1, (6, 2, 8))
+    tq, tk, tv = (torch.tensor(a).transpose(0, 1) for a in (q, k, v))          # [heads, T, hd]
+    tk, tv = tk.repeat_interleave(2, dim=0), tv.repeat_interleave(2, dim=0)
+    scores = tq @ tk.transpose(1, 2) * 0.3
+    scores = 2.0 * torch.tanh(scores / 2.0)
+    mask = torch.tensor(causal_mask(6, 3))
+    scores = scores.masked_fill(~mask, float("-inf"))
+    want = (torch.softmax(scores, dim=-1) @ tv).transpose(0, 1).reshape(6, 32).numpy()
+    assert close(attention(q, k, v, 0.3, 2.0, causal_mask(6, 3)), want, 1e-12)
+    print("torch cross-checks passed (torch " + torch.__version__ + ")")
+
+
 # ----------------------------------------------------------------------------- fixtures
 
 TOKENS = [[2, 7, 1, 22, 9, 0, 14, 5, 36], [2, 11, 30, 6, 19, 8, 4, 13, 3]]
@@ -368,6 +397,7 @@ def write_fixture(name, cfg, weights, forward):
 
 def main():
     hand_checks()
+    torch_checks()
     rng = np.random.default_rng(20261203)
     # Weights are rounded to fp32 first: the checkpoint stores F32, and the reference must run on
     # exactly the stored values.
