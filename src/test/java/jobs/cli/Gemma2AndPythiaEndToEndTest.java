@@ -28,9 +28,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A tiny random Gemma-2 checkpoint (HF layout, GPT-2's tokenizer.json) through the real jobs in
  * local[2]: forward, then the pipeline (tokenize, cache, an SAE on hook_resid_post, a CLT reading
  * Gemma Scope's transcoder hooks mlp.hook_in / hook_mlp_out, the spliced-CE and replacement
- * evaluations, feature tables), then a per-layer transcoder with train-sae on the same cache.
+ * evaluations, feature tables), then a per-layer transcoder with train-sae on the same cache; and
+ * a random Pythia-shaped checkpoint through forward.
  */
-class Gemma2EndToEndTest {
+class Gemma2AndPythiaEndToEndTest {
 
     static SparkSession spark;
     static Path model;
@@ -47,6 +48,25 @@ class Gemma2EndToEndTest {
     static void stop() {
         spark.stop();
         SmallShapes.restore();
+    }
+
+    /** GPT-NeoX from the command line: forward writes its hooks; a hook it lacks is one line, exit 2. */
+    @Test
+    void forwardOnAPythiaShapedCheckpoint(@TempDir Path dir) throws Exception {
+        Path pythia = RandomCheckpoints.gptNeox(dir.resolve("pythia-random"),
+                new RandomCheckpoints.Shape(2, 32, 4, 4, 8, 128, 50257, 256), Path.of("models/tokenizers/gpt2"));
+        Path out = dir.resolve("forward.safetensors");
+        CliRun ok = CliRun.spindle("forward", "--model", pythia.toString(), "--text", "Once upon a time",
+                "--hooks", "blocks.1.mlp.hook_in,blocks.1.hook_attn_out", "--out", out.toString());
+        assertEquals(0, ok.exitCode(), ok.err());
+        try (SafeTensors st = SafeTensors.open(out)) {
+            assertTrue(st.contains("blocks.1.mlp.hook_in") && st.contains("logits"));
+        }
+        CliRun missing = CliRun.spindle("forward", "--model", pythia.toString(), "--text", "Once upon a time",
+                "--hooks", "blocks.1.hook_resid_mid", "--out", dir.resolve("nothing.safetensors").toString());
+        assertEquals(2, missing.exitCode(), missing.err());
+        assertTrue(missing.err().contains("parallel residual") && missing.err().strip().lines().count() == 1, missing.err());
+        assertTrue(!Files.exists(dir.resolve("nothing.safetensors")));
     }
 
     @Test
