@@ -96,17 +96,17 @@ public final class BenchCommand implements Callable<Integer> {
         int batch = quick ? 8 : 32;
         double seconds = quick ? 5 : 15;
         int gemmaLayers = quick ? 2 : 4;
-        Path gemma = RandomCheckpoints.gemma2(work.resolve("gemma2-2b-random"),
-                new RandomCheckpoints.Shape(gemmaLayers, 2304, 8, 4, 256, 9216, 8192, 8192), null);
-        Figure gemmaForward = ForwardBenchmark.run("forward_ratio_gemma2", "Gemma-2-2B widths, " + gemmaLayers
-                + " of 26 layers, vocab 8192 of 256000", gemma, batch, 128, seconds, gemmPeak, null);
-        deleteRecursively(gemma);
         Path pythia = RandomCheckpoints.gptNeox(work.resolve("pythia-160m-random"),
                 new RandomCheckpoints.Shape(gpt2Layers, 768, 12, 12, 64, 3072, 50304, 2048), null);
         Figure pythiaForward = ForwardBenchmark.run("forward_ratio_pythia", "Pythia-160M widths, " + gpt2Layers
                 + " of 12 layers", pythia, batch, 128, seconds, gemmPeak, null);
         deleteRecursively(pythia);
-        return List.of(gemmaForward, pythiaForward);
+        Path gemma = RandomCheckpoints.gemma2(work.resolve("gemma2-2b-random"),
+                new RandomCheckpoints.Shape(gemmaLayers, 2304, 8, 4, 256, 9216, 8192, 8192), null);
+        Figure gemmaForward = ForwardBenchmark.run("forward_ratio_gemma2", "Gemma-2-2B widths, " + gemmaLayers
+                + " of 26 layers, vocab 8192 of 256000", gemma, batch, 128, seconds, gemmPeak, null);
+        deleteRecursively(gemma);
+        return List.of(pythiaForward, gemmaForward);
     }
 
     private void report(Figure f) {
