@@ -151,6 +151,29 @@ class HuggingFaceReferenceTest {
         return max;
     }
 
+    /** transformers 5 writes rope_theta (and NeoX's partial_rotary_factor) inside rope_parameters. */
+    @Test
+    void transformers5RopeParametersParseLikeTheOlderKeys() throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        var neox = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(fixture("gpt-neox-parallel").resolve("config.json").toFile());
+        neox.remove("rotary_pct");
+        neox.remove("rotary_emb_base");
+        neox.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 500.0).put("partial_rotary_factor", 0.25);
+        ModelConfig c = ModelConfig.parse(neox, "neox");
+        assertEquals(500.0, c.ropeTheta());
+        assertEquals(2, c.rotaryDim());
+        assertEquals("none", c.ropeScaling().type());
+        var gemma = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(fixture("gemma2").resolve("config.json").toFile());
+        gemma.remove("rope_theta");
+        gemma.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 250.0);
+        assertEquals(250.0, ModelConfig.parse(gemma, "gemma").ropeTheta());
+        gemma.putNull("final_logit_softcapping");
+        gemma.putNull("sliding_window");
+        ModelConfig uncapped = ModelConfig.parse(gemma, "gemma");
+        assertEquals(0, uncapped.finalSoftcap(), "an explicit null switches the cap off");
+        assertEquals(0, uncapped.windowAt(0));
+    }
+
     @Test
     void exactGeluMatchesKnownValues() {
         // Phi(x) * x at a few points (Python math.erf): the hand-written erfc is good to fp32.
