@@ -149,8 +149,8 @@ public record ModelConfig(
                 required(json, "vocab_size", source),
                 json.path("max_position_embeddings").asInt(2048),
                 json.path("rms_norm_eps").asDouble(1e-6),
-                json.path("rope_theta").asDouble(10000.0),
-                ropeScaling(json.get("rope_scaling"), source),
+                ropeTheta(json, 10000.0),
+                ropeScaling(ropeNode(json), source), // transformers 5: rope_parameters
                 json.path("tie_word_embeddings").asBoolean(false),
                 qwen || attentionBias, attentionBias,
                 json.path("mlp_bias").asBoolean(false),
