@@ -12,7 +12,11 @@ import java.util.regex.Pattern;
  * A named place in the forward pass whose value can be captured or intervened on. Names follow
  * TransformerLens, which users already know: {@code blocks.{l}.hook_resid_pre} and so on. As in
  * TransformerLens, {@code ln1/ln2/ln_final.hook_normalized} is the normalized vector BEFORE the
- * norm's elementwise gain (and bias): the MLP sees {@code ln2.hook_normalized * gain}.
+ * norm's elementwise gain (and bias): the MLP sees {@code ln2.hook_normalized * gain}, which is
+ * {@code mlp.hook_in} (circuit-tracer's name). Gemma-2's extra norms around attention and MLP
+ * outputs are TransformerLens's {@code ln1_post} and {@code ln2_post}; there {@code hook_attn_out}
+ * and {@code hook_mlp_out} are taken after them (what the residual stream receives). Parallel-
+ * residual models (GPT-NeoX) have no {@code hook_resid_mid}.
  */
 public record HookPoint(Kind kind, int layer) {
 
@@ -22,10 +26,13 @@ public record HookPoint(Kind kind, int layer) {
         POS_EMBED("hook_pos_embed", false),
         RESID_PRE("hook_resid_pre", true),
         LN1_NORMALIZED("ln1.hook_normalized", true),
+        LN1_POST_NORMALIZED("ln1_post.hook_normalized", true),
         ATTN_OUT("hook_attn_out", true),
         RESID_MID("hook_resid_mid", true),
         LN2_NORMALIZED("ln2.hook_normalized", true),
+        MLP_IN("mlp.hook_in", true),
         MLP_POST("mlp.hook_post", true),
+        LN2_POST_NORMALIZED("ln2_post.hook_normalized", true),
         MLP_OUT("hook_mlp_out", true),
         RESID_POST("hook_resid_post", true),
         LN_FINAL_NORMALIZED("ln_final.hook_normalized", false),
@@ -66,6 +73,11 @@ public record HookPoint(Kind kind, int layer) {
         Matcher m = BLOCK.matcher(trimmed);
         if (m.matches()) {
             for (Kind kind : Kind.values()) {
+                if (kind.perLayer && kind.suffix.equals(m.group(2)) && !available(kind, config)) {
+                    throw new IllegalArgumentException("hook '" + name + "' does not exist in " + config.architecture()
+                            + (kind == Kind.RESID_MID ? " with a parallel residual (attention and MLP both read hook_resid_pre)"
+                            : " (it has no norm after attention and MLP)") + "; valid hooks: " + describeValid(config));
+                }
                 if (kind.perLayer && kind.suffix.equals(m.group(2))) {
                     int layer;
                     try {
@@ -111,7 +123,7 @@ public record HookPoint(Kind kind, int layer) {
         }
         for (int l = 0; l < config.nLayers(); l++) {
             for (Kind kind : Kind.values()) {
-                if (kind.perLayer) {
+                if (kind.perLayer && available(kind, config)) {
                     hooks.add(new HookPoint(kind, l));
                 }
             }
@@ -121,8 +133,14 @@ public record HookPoint(Kind kind, int layer) {
         return hooks;
     }
 
-    private static boolean available(Kind kind, ModelConfig config) {
-        return kind != Kind.POS_EMBED || config.family() == ModelConfig.Family.GPT2;
+    /** Whether the model has this kind of hook (a request for one it lacks would never fire). */
+    public static boolean available(Kind kind, ModelConfig config) {
+        return switch (kind) {
+            case POS_EMBED -> config.family() == ModelConfig.Family.GPT2;
+            case LN1_POST_NORMALIZED, LN2_POST_NORMALIZED -> config.sandwichNorms();
+            case RESID_MID -> !config.parallelResidual();
+            default -> true;
+        };
     }
 
     private static String describeValid(ModelConfig config) {

@@ -16,8 +16,8 @@ import java.nio.FloatBuffer;
 import java.nio.file.Path;
 
 /**
- * The forward pass of a decoder-only transformer (Llama family or GPT-2) with TransformerLens hook
- * points, in one file: plain loops over float buffers for norms, RoPE, softmax and activations,
+ * The forward pass of a decoder-only transformer (Llama family, GPT-2, Gemma-2, GPT-NeoX) with
+ * TransformerLens hook points, in one file: plain loops over float buffers for norms, RoPE, softmax and activations,
  * and ND4J gemm into preallocated buffers for every matrix product. A pass runs a batch of
  * equal-length sequences, copies out only the requested hooks, and stops after the last layer
  * anything was requested from.
@@ -35,7 +35,7 @@ public final class TransformerModel {
     private TransformerModel(ModelConfig config, TransformerWeights weights) {
         this.config = config;
         this.weights = weights;
-        this.ropeInverseFrequencies = config.family() == ModelConfig.Family.LLAMA ? ropeFrequencies(config) : null;
+        this.ropeInverseFrequencies = config.rotaryDim() > 0 ? ropeFrequencies(config) : null;
     }
 
     /** Loads a Hugging Face model directory (config.json + safetensors weights). */
@@ -48,12 +48,12 @@ public final class TransformerModel {
         return config;
     }
 
-    /** The model's token embedding matrix [vocab, d] (read-only; used for logit lenses). */
+    /** The model's unembedding matrix [vocab, d] (read-only; used for logit lenses), before any logit soft-cap. */
     public INDArray unembedding() {
         return weights.unembed.weight();
     }
 
-    /** The final norm's gain, applied before the unembedding. */
+    /** The final norm's gain as applied before the unembedding (Gemma's {@code 1 + w}). */
     public float[] finalNormGain() {
         return weights.finalNorm.gain().clone();
     }
@@ -109,6 +109,7 @@ public final class TransformerModel {
             // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
             if (wantLogits) {
                 linear(weights.unembed, b.normed, b.logits);
+                softcap(b.logits, b.rows, config.finalSoftcap());
                 pass.visit(new HookPoint(Kind.LOGITS, -1), b.logits);
             }
         }
@@ -156,9 +157,15 @@ public final class TransformerModel {
         FloatBuffer table = weights.tokenEmbedding.data().asNioFloat();
         FloatBuffer resid = b.resid.view;
         float[] row = new float[d];
+        float scale = config.embeddingScale(); // Gemma: sqrt(d_model), rounded to fp32 as transformers does
         for (int s = 0; s < tokens.length; s++) {
             for (int t = 0; t < b.seqLen; t++) {
                 table.get(tokens[s][t] * d, row);
+                if (scale != 1f) {
+                    for (int i = 0; i < d; i++) {
+                        row[i] *= scale;
+                    }
+                }
                 resid.put((s * b.seqLen + t) * d, row);
             }
         }
@@ -188,18 +195,34 @@ public final class TransformerModel {
         linear(w.qkv(), b.normed, b.qkv);
         attention(l, b);
         linear(w.attnOut(), b.merged, b.attnOut);
+        if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
+            normalize(b.attnOut, b.attnOut, b.rows);
+            pass.visit(new HookPoint(Kind.LN1_POST_NORMALIZED, l), b.attnOut);
+            applyGain(b.attnOut, w.postAttnNorm(), b.rows);
+        }
         pass.visit(new HookPoint(Kind.ATTN_OUT, l), b.attnOut);
-        b.resid.array.addi(b.attnOut.array);
-        pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
+        if (!config.parallelResidual()) {
+            b.resid.array.addi(b.attnOut.array);
+            pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
+        } // else (GPT-NeoX) the MLP also reads the block input and both outputs are added at the end
 
         normalize(b.resid, b.normed, b.rows);
         pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm2(), b.rows);
+        pass.visit(new HookPoint(Kind.MLP_IN, l), b.normed);
         linear(w.mlpIn(), b.normed, b.mlpIn);
         Tensor hidden = mlpActivation(b);
         pass.visit(new HookPoint(Kind.MLP_POST, l), hidden);
         linear(w.mlpOut(), hidden, b.mlpOut);
+        if (w.postMlpNorm() != null) {
+            normalize(b.mlpOut, b.mlpOut, b.rows);
+            pass.visit(new HookPoint(Kind.LN2_POST_NORMALIZED, l), b.mlpOut);
+            applyGain(b.mlpOut, w.postMlpNorm(), b.rows);
+        }
         pass.visit(new HookPoint(Kind.MLP_OUT, l), b.mlpOut);
+        if (config.parallelResidual()) {
+            b.resid.array.addi(b.attnOut.array);
+        }
         b.resid.array.addi(b.mlpOut.array);
         pass.visit(new HookPoint(Kind.RESID_POST, l), b.resid);
     }
@@ -212,6 +235,7 @@ public final class TransformerModel {
         int qkvWidth = config.qDim() + 2 * config.kvDim();
         int seqLen = b.seqLen;
         float[][] rope = ropeInverseFrequencies == null ? null : ropeTable(seqLen);
+        int rotaryHalf = config.rotaryDim() / 2;
         FloatBuffer qkv = b.qkv.view;
         FloatBuffer q = b.q.view;
         FloatBuffer k = b.k.view;
@@ -228,10 +252,10 @@ public final class TransformerModel {
                 int row = (s * seqLen + t) * qkvWidth;
                 int out = (bh * seqLen + t) * headDim;
                 qkv.get(row + h * headDim, vec);
-                rotate(vec, t, rope);
+                rotate(vec, t, rope, rotaryHalf);
                 q.put(out, vec);
                 qkv.get(row + config.qDim() + kvHead * headDim, vec);
-                rotate(vec, t, rope);
+                rotate(vec, t, rope, rotaryHalf);
                 k.put(out, vec);
                 qkv.get(row + config.qDim() + config.kvDim() + kvHead * headDim, vec);
                 v.put(out, vec);
@@ -240,12 +264,13 @@ public final class TransformerModel {
 
         Nd4j.matmul(b.q.array, b.k.array, b.scores.array, false, true, false);
 
-        double scale = 1.0 / Math.sqrt(headDim);
+        double scale = config.attentionScale(); // 1/sqrt(head_dim), or Gemma's query_pre_attn_scalar^-0.5
         if (config.scaleAttnByInverseLayer()) {
             scale /= layer + 1;
         }
         float scoreScale = (float) scale;
-        int window = config.slidingWindow();
+        float cap = (float) config.attentionSoftcap();
+        int window = config.windowAt(layer);
         FloatBuffer scores = b.scores.view;
         ParallelLoops.forEach(b.batch * heads, bh -> {
             for (int i = 0; i < seqLen; i++) {
@@ -253,11 +278,16 @@ public final class TransformerModel {
                 int first = window > 0 ? Math.max(0, i - window + 1) : 0;
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = first; j <= i; j++) {
-                    max = Math.max(max, scores.get(rowStart + j) * scoreScale);
+                    float score = scores.get(rowStart + j) * scoreScale;
+                    if (cap > 0) { // Gemma-2: cap * tanh(score / cap), before the mask and softmax
+                        score = cap * tanh(score / cap);
+                    }
+                    scores.put(rowStart + j, score);
+                    max = Math.max(max, score);
                 }
                 double sum = 0;
                 for (int j = first; j <= i; j++) {
-                    float e = (float) Math.exp(scores.get(rowStart + j) * scoreScale - max);
+                    float e = (float) Math.exp(scores.get(rowStart + j) - max);
                     scores.put(rowStart + j, e);
                     sum += e;
                 }
@@ -284,12 +314,14 @@ public final class TransformerModel {
         });
     }
 
-    /** Hugging Face's rotate_half RoPE: pairs (i, i + headDim/2) rotate by position * frequency i. */
-    private static void rotate(float[] vec, int position, float[][] rope) {
+    /**
+     * Hugging Face's rotate_half RoPE on the first 2 * half dimensions (all of them, or GPT-NeoX's
+     * rotary_pct share): pairs (i, i + half) rotate by position * frequency i; the rest pass through.
+     */
+    private static void rotate(float[] vec, int position, float[][] rope, int half) {
         if (rope == null) {
             return;
         }
-        int half = vec.length / 2;
         int base = position * half;
         for (int i = 0; i < half; i++) {
             float cos = rope[0][base + i];
@@ -303,7 +335,7 @@ public final class TransformerModel {
 
     private float[][] ropeTable(int positions) {
         float[][] table = ropeTable;
-        int half = config.headDim() / 2;
+        int half = config.rotaryDim() / 2;
         if (table[0].length >= positions * half) {
             return table;
         }
@@ -324,11 +356,11 @@ public final class TransformerModel {
     }
 
     private static double[] ropeFrequencies(ModelConfig c) {
-        int half = c.headDim() / 2;
+        int half = c.rotaryDim() / 2;
         double[] inv = new double[half];
         ModelConfig.RopeScaling scaling = c.ropeScaling();
         for (int i = 0; i < half; i++) {
-            double f = 1.0 / Math.pow(c.ropeTheta(), (2.0 * i) / c.headDim());
+            double f = 1.0 / Math.pow(c.ropeTheta(), (2.0 * i) / c.rotaryDim());
             if (scaling.type().equals("linear")) {
                 f /= scaling.factor();
             } else if (scaling.type().equals("llama3")) {
@@ -349,28 +381,78 @@ public final class TransformerModel {
         return inv;
     }
 
-    /** SwiGLU (Llama: silu(gate) * up) or gelu_new (GPT-2, in place); returns the hidden activation. */
+    /**
+     * Gated (act(gate) * up: Llama's SwiGLU, Gemma's GeGLU) or plain (act in place: GPT-2, GPT-NeoX);
+     * returns the hidden activation.
+     */
     private Tensor mlpActivation(Buffers b) {
         int dMlp = config.dMlp();
         FloatBuffer in = b.mlpIn.view;
-        if (config.family() == ModelConfig.Family.LLAMA) {
+        ModelConfig.Activation act = config.activation();
+        if (config.gatedMlp()) {
             FloatBuffer out = b.mlpHidden.view;
             ParallelLoops.forEach(b.rows, r -> {
                 int gate = r * 2 * dMlp;
                 int up = gate + dMlp;
                 for (int i = 0; i < dMlp; i++) {
-                    float g = in.get(gate + i);
-                    out.put(r * dMlp + i, g / (1f + (float) Math.exp(-g)) * in.get(up + i));
+                    out.put(r * dMlp + i, activate(act, in.get(gate + i)) * in.get(up + i));
                 }
             });
             return b.mlpHidden;
         }
         ParallelLoops.forEach(b.rows, r -> {
             for (int i = r * dMlp; i < (r + 1) * dMlp; i++) {
-                in.put(i, geluNew(in.get(i)));
+                in.put(i, activate(act, in.get(i)));
             }
         });
         return b.mlpIn;
+    }
+
+    private static float activate(ModelConfig.Activation act, float x) {
+        return switch (act) {
+            case SILU -> x / (1f + (float) Math.exp(-x));
+            case GELU_TANH -> geluNew(x);
+            case GELU_EXACT -> geluExact(x);
+        };
+    }
+
+    /** x * Phi(x) with the normal CDF through erfc, accurate in the negative tail too. */
+    static float geluExact(float x) {
+        return (float) (0.5 * x * erfc(-x / Math.sqrt(2)));
+    }
+
+    /**
+     * The complementary error function to ~1.2e-7 relative error (the Chebyshev fit of Numerical
+     * Recipes, 6.2), written here because java.lang.Math has no erf and ND4J offers it only as an
+     * array op; fp32 activations need no more.
+     */
+    static double erfc(double x) {
+        double z = Math.abs(x);
+        double t = 1.0 / (1.0 + 0.5 * z);
+        double r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+                + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+                + t * (-0.82215223 + t * 0.17087277)))))))));
+        return x >= 0 ? r : 2.0 - r;
+    }
+
+    /** Gemma-2's tanh soft-cap, cap * tanh(x / cap), in place; a cap of 0 leaves the values as they are. */
+    private static void softcap(Tensor t, int rows, double cap) {
+        if (cap <= 0) {
+            return;
+        }
+        FloatBuffer v = t.view;
+        int width = t.width;
+        float c = (float) cap;
+        ParallelLoops.forEach(rows, r -> {
+            for (int i = r * width; i < (r + 1) * width; i++) {
+                v.put(i, c * tanh(v.get(i) / c));
+            }
+        });
+    }
+
+    /** tanh through exp, which the JIT intrinsifies (Math.tanh is not); saturates cleanly at +-1. */
+    static float tanh(float x) {
+        return (float) (1.0 - 2.0 / (Math.exp(2.0 * x) + 1.0));
     }
 
     /** GPT-2's tanh approximation of GELU; tanh through exp, which the JIT intrinsifies. */
@@ -380,9 +462,9 @@ public final class TransformerModel {
         return (float) (0.5 * x * (1.0 + tanh));
     }
 
-    /** Normalizes each row without its gain: RMSNorm (Llama) or LayerNorm (GPT-2). */
+    /** Normalizes each row without its gain: RMSNorm (Llama, Gemma) or LayerNorm (GPT-2, GPT-NeoX); in == out is fine. */
     private void normalize(Tensor in, Tensor out, int rows) {
-        boolean layerNorm = config.family() == ModelConfig.Family.GPT2;
+        boolean layerNorm = config.norm() == ModelConfig.NormKind.LAYER;
         int d = config.dModel();
         FloatBuffer x = in.view;
         FloatBuffer y = out.view;
@@ -479,7 +561,7 @@ public final class TransformerModel {
             context = new Tensor(bh, seqLen, c.headDim());
             merged = new Tensor(rows, c.qDim());
             attnOut = new Tensor(rows, c.dModel());
-            boolean gated = c.family() == ModelConfig.Family.LLAMA;
+            boolean gated = c.gatedMlp();
             mlpIn = new Tensor(rows, (gated ? 2L : 1L) * c.dMlp());
             mlpHidden = gated ? new Tensor(rows, c.dMlp()) : null;
             mlpOut = new Tensor(rows, c.dModel());

@@ -160,9 +160,9 @@ public final class ReplacementEvaluation {
 
     private static HookPoint inputHook(String suffix, int layer, ModelConfig config) {
         HookPoint hook = HookPoint.parse("blocks." + layer + "." + suffix, config);
-        if (hook.kind().ordinal() >= HookPoint.Kind.MLP_OUT.ordinal()) {
-            throw new IllegalArgumentException("input hook " + suffix + " fires after hook_mlp_out; a transcoder must read the MLP"
-                    + " input (e.g. ln2.hook_normalized or hook_resid_mid)");
+        if (hook.kind().ordinal() >= HookPoint.Kind.LN2_POST_NORMALIZED.ordinal()) { // fires after the MLP ran
+            throw new IllegalArgumentException("input hook " + suffix + " fires after the MLP; a transcoder must read the MLP"
+                    + " input (e.g. ln2.hook_normalized, mlp.hook_in or hook_resid_mid)");
         }
         return hook;
     }

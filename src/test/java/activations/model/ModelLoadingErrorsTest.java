@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -42,6 +43,44 @@ class ModelLoadingErrorsTest {
         Files.writeString(dir.resolve("config.json"), "{\"architectures\": [\"BertModel\"]}");
         var e = assertThrows(IllegalArgumentException.class, () -> TransformerModel.load(dir));
         assertTrue(e.getMessage().contains("GPT2LMHeadModel") && e.getMessage().contains("BertModel"), e.getMessage());
+    }
+
+    /** A Gemma-2 or GPT-NeoX config with one key changed: the refusal names the key's value. */
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0}: {1}")
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+            "gemma2|\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 2.0}|rope_scaling type 'dynamic' is not supported",
+            "gemma2|\"hidden_activation\": \"relu\"|hidden activation 'relu' is not supported for Gemma2ForCausalLM",
+            "gemma2|\"layer_types\": [\"full_attention\", \"chunked_attention\", \"full_attention\"]|layer_types entry 'chunked_attention' is not supported",
+            "gemma2|\"layer_types\": [\"full_attention\"]|layer_types must list one attention type per layer (3), found 1 entries",
+            "gemma2|\"use_bidirectional_attention\": true|use_bidirectional_attention=true is not supported",
+            "gpt-neox-parallel|\"hidden_act\": \"gelu_fast\"|hidden activation 'gelu_fast' is not supported for GPTNeoXForCausalLM",
+            "gpt-neox-parallel|\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}|rope_scaling type 'dynamic' is not supported",
+            "gpt-neox-parallel|\"rotary_pct\": 0.375|rotary_pct 0.375 gives 3 rotary dimensions of 8"})
+    void unsupportedFeaturesAreRefusedByName(String fixture, String override, String message, @TempDir Path dir) throws IOException {
+        Path source = HuggingFaceReferenceTest.fixture(fixture);
+        Files.copy(source.resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        String config = Files.readString(source.resolve("config.json"));
+        String key = override.substring(0, override.indexOf(':'));
+        config = config.replaceAll("\\n  " + java.util.regex.Pattern.quote(key) + ": [^\\n]*,", "");
+        Files.writeString(dir.resolve("config.json"), config.replaceFirst("\\{", "{" + override + ","));
+        var e = assertThrows(IllegalArgumentException.class, () -> TransformerModel.load(dir));
+        assertTrue(e.getMessage().contains(message), e.getMessage());
+        assertTrue(!e.getMessage().contains("\n"), "one line: " + e.getMessage());
+    }
+
+    @Test
+    void hooksAModelDoesNotHaveAreRefused() {
+        ModelConfig neox = ModelConfig.load(HuggingFaceReferenceTest.fixture("gpt-neox-parallel"));
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> activations.hooks.HookPoint.parse("blocks.0.hook_resid_mid", neox));
+        assertTrue(e.getMessage().contains("parallel residual"), e.getMessage());
+        ModelConfig gemma = ModelConfig.load(HuggingFaceReferenceTest.fixture("gemma2"));
+        assertEquals("blocks.1.ln2_post.hook_normalized",
+                activations.hooks.HookPoint.parse("blocks.1.ln2_post.hook_normalized", gemma).name());
+        ModelConfig neoxSequential = ModelConfig.load(HuggingFaceReferenceTest.fixture("gpt-neox-sequential"));
+        e = assertThrows(IllegalArgumentException.class,
+                () -> activations.hooks.HookPoint.parse("blocks.0.ln1_post.hook_normalized", neoxSequential));
+        assertTrue(e.getMessage().contains("no norm after attention and MLP"), e.getMessage());
     }
 
     @Test

@@ -61,6 +61,7 @@ final class ReferenceTransformer {
             hooks.put(b + "ln2.hook_normalized", copy(n2));
             double[][] h2 = s.gpt2() ? affine(n2, w.get(p + "ln_2.weight"), w.get(p + "ln_2.bias"))
                     : affine(n2, w.get(p + "post_attention_layernorm.weight"), null);
+            hooks.put(b + "mlp.hook_in", copy(h2));
             double[][] hidden;
             double[][] mlpOut;
             if (s.gpt2()) {
