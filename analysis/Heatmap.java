@@ -17,7 +17,8 @@ import java.util.Locale;
  * Layer-by-position heatmaps as one PNG, panels stacked (java.awt, headless; hand-drawn for the
  * reason {@code training.evaluation.Charts} is). Rows are layers (0 at the top), columns token
  * positions labelled with their pieces; the colour scale is diverging (blue, white, red) when the
- * range spans zero and sequential (white to red) otherwise; each cell prints its value.
+ * range spans zero (one magnitude scale for both signs) and sequential (white to red) otherwise;
+ * each cell prints its value.
  */
 public final class Heatmap {
 
@@ -42,7 +43,7 @@ public final class Heatmap {
         for (Panel p : panels) {
             rowsTotal += p.values().length;
         }
-        int width = Math.max(360, LEFT + columns * CELL_W + 20);
+        int width = Math.max(520, LEFT + columns * CELL_W + 20);
         int height = panels.size() * (PANEL_TOP + LABELS) + rowsTotal * CELL_H + 10;
         BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = image.createGraphics();
@@ -100,7 +101,7 @@ public final class Heatmap {
             return Color.LIGHT_GRAY;
         }
         if (low < 0 && high > 0) {
-            double s = v >= 0 ? Math.min(1, v / high) : Math.min(1, v / low);
+            double s = Math.min(1, Math.abs(v) / Math.max(-low, high));
             int fade = (int) Math.round(255 * (1 - s));
             return v >= 0 ? new Color(255, fade, fade) : new Color(fade, fade, 255);
         }

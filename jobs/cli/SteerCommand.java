@@ -98,8 +98,8 @@ public final class SteerCommand implements Callable<Integer> {
 
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("prompt_ids", prompt);
-        json.put("baseline", continuation(tokenizer, baseline));
-        json.put("steered", continuation(tokenizer, steered));
+        json.put("baseline", continuation(tokenizer, prompt, baseline));
+        json.put("steered", continuation(tokenizer, prompt, steered));
         json.put("hook", point.name());
         json.put("scale", scale);
         json.put("vector", source.vector != null ? source.vector : source.feature);
@@ -108,16 +108,25 @@ public final class SteerCommand implements Callable<Integer> {
         json.put("seed", seed);
         StagedOutput.file(new Configuration(), out, overwrite, file -> JsonFiles.write(file, json));
         System.out.println("prompt:   " + text);
-        System.out.println("baseline: " + tokenizer.decode(baseline, true));
-        System.out.println("steered:  " + tokenizer.decode(steered, true) + "   (" + point.name() + " + " + scale + " x vector)");
+        System.out.println("baseline: " + continuation(tokenizer, prompt, baseline).get("text"));
+        System.out.println("steered:  " + continuation(tokenizer, prompt, steered).get("text") + "   (" + point.name() + " + " + scale + " x vector)");
         System.out.println("wrote " + out);
         return 0;
     }
 
-    private static Map<String, Object> continuation(TextTokenizer tokenizer, int[] ids) {
+    /** The continuation's ids and its text as it reads after the prompt (a leading space kept). */
+    static Map<String, Object> continuation(TextTokenizer tokenizer, int[] prompt, int[] ids) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("ids", ids);
-        m.put("text", ids.length == 0 ? "" : tokenizer.decode(ids, true));
+        String text = "";
+        if (ids.length > 0) {
+            int[] all = java.util.Arrays.copyOf(prompt, prompt.length + ids.length);
+            System.arraycopy(ids, 0, all, prompt.length, ids.length);
+            String whole = tokenizer.decode(all, true);
+            String before = tokenizer.decode(prompt, true);
+            text = whole.startsWith(before) ? whole.substring(before.length()) : tokenizer.decode(ids, true);
+        }
+        m.put("text", text);
         return m;
     }
 
