@@ -125,7 +125,7 @@ public final class ContrastJob {
         json.put("pairs_file", o.pairs());
         List<Map<String, Object>> vectors = new ArrayList<>();
         for (Map.Entry<String, float[]> e : r.vectors().entrySet()) {
-            vectors.add(Map.of("hook", e.getKey(), "norm", norm(e.getValue())));
+            vectors.add(ordered("hook", e.getKey(), "norm", norm(e.getValue())));
         }
         json.put("vectors", vectors);
         if (o.dictionary() != null) {
@@ -134,7 +134,7 @@ public final class ContrastJob {
             dictionary.put("hook", r.dictionaryHook());
             List<Map<String, Object>> features = new ArrayList<>();
             for (DecoderCosines.Feature f : r.topFeatures()) {
-                features.add(Map.of("index", f.index(), "cosine", f.cosine()));
+                features.add(ordered("index", f.index(), "cosine", f.cosine()));
             }
             dictionary.put("top_features", features);
             json.put("dictionary", dictionary);
@@ -146,6 +146,14 @@ public final class ContrastJob {
             writer.write(dir.resolve("vectors.safetensors"));
             JsonFiles.write(dir.resolve("contrast.json"), json);
         });
+    }
+
+    /** A two-field JSON object in this field order (Map.of has none). */
+    static Map<String, Object> ordered(String k1, Object v1, String k2, Object v2) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put(k1, v1);
+        m.put(k2, v2);
+        return m;
     }
 
     static double norm(float[] v) {

@@ -63,6 +63,9 @@ public final class BenchCommand implements Callable<Integer> {
             Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
             figures.add(forward);
             report(forward);
+            Figure generation = quick ? GenerationBenchmark.run(model, 96, 16) : GenerationBenchmark.run(model, 128, 32);
+            figures.add(generation);
+            report(generation);
             CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
             figures.add(cache.writeShare());
             report(cache.writeShare());

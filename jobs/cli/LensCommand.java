@@ -92,7 +92,10 @@ public final class LensCommand implements Callable<Integer> {
         json.put("position", dla.position());
         List<Map<String, Object>> components = new ArrayList<>();
         for (DirectLogitAttribution.Component c : dla.components()) {
-            components.add(Map.of("name", c.name(), "logit", c.logit()));
+            Map<String, Object> component = new LinkedHashMap<>();
+            component.put("name", c.name());
+            component.put("logit", c.logit());
+            components.add(component);
         }
         json.put("components", components);
         json.put("logit", dla.logit());
