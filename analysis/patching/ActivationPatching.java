@@ -52,6 +52,11 @@ public final class ActivationPatching {
     }
 
     public static Result run(TransformerModel model, int[] clean, int[] corrupt, int answer, int wrong, List<String> kinds) {
+        return run(model, clean, corrupt, answer, wrong, kinds, positionsPerPass(model, clean.length));
+    }
+
+    /** With {@code chunk} patched positions per forward pass. */
+    static Result run(TransformerModel model, int[] clean, int[] corrupt, int answer, int wrong, List<String> kinds, int chunk) {
         if (clean.length != corrupt.length) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "the clean prompt is %d tokens and the corrupted one %d; "
                     + "patching needs prompts of the same token length (reword one so the positions line up)", clean.length, corrupt.length));
@@ -72,39 +77,61 @@ public final class ActivationPatching {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "the clean and corrupted prompts give the same metric "
                     + "logit(A) - logit(B) = %.6f, so nothing can be normalized; choose prompts whose answers differ", mClean));
         }
-        int[][] batch = new int[seq][];
-        for (int b = 0; b < seq; b++) {
-            batch[b] = corrupt;
-        }
         HookPoint lastResid = new HookPoint(Kind.RESID_POST, layers - 1);
-        int d = model.config().dModel();
         Map<String, double[][]> normalized = new LinkedHashMap<>();
         for (String kind : kinds) {
             double[][] grid = new double[layers][seq];
             for (int l = 0; l < layers; l++) {
                 HookPoint hook = new HookPoint(KINDS.get(kind), l);
                 float[] source = cleanRun.get(hook);
-                Intervention patch = (h, values, n, seqLen, dim) -> {
-                    for (int b = 0; b < n; b++) {
-                        values.put((b * seqLen + b) * dim, source, b * dim, dim);
+                for (int from = 0; from < seq; from += chunk) {
+                    int count = Math.min(chunk, seq - from);
+                    double[] m = patchedMetrics(model, corrupt, hook, source, from, count, lastResid, answer, wrong);
+                    for (int b = 0; b < count; b++) {
+                        grid[l][from + b] = (m[b] - mCorrupt) / span;
                     }
-                };
-                ForwardResult patched = model.forward(batch, ForwardRequest.capture(lastResid).intervene(hook, patch));
-                // The model's head on each sequence's last residual only: [seq, d] -> [seq, vocab].
-                float[] lastRows = new float[seq * d];
-                for (int b = 0; b < seq; b++) {
-                    System.arraycopy(patched.row(lastResid, b, seq - 1), 0, lastRows, b * d, d);
-                }
-                float[] logits = model.unembed(lastRows);
-                int vocab = model.config().vocabSize();
-                for (int b = 0; b < seq; b++) {
-                    double m = (double) logits[b * vocab + answer] - logits[b * vocab + wrong];
-                    grid[l][b] = (m - mCorrupt) / span;
                 }
             }
             normalized.put(kind, grid);
         }
         return new Result(mClean, mCorrupt, normalized);
+    }
+
+    /** The metric with {@code source}'s row p patched in at {@code hook}, for p in [from, from + count), one batch. */
+    private static double[] patchedMetrics(TransformerModel model, int[] corrupt, HookPoint hook, float[] source, int from,
+                                           int count, HookPoint lastResid, int answer, int wrong) {
+        int seq = corrupt.length;
+        int d = model.config().dModel();
+        int[][] batch = new int[count][];
+        for (int b = 0; b < count; b++) {
+            batch[b] = corrupt;
+        }
+        Intervention patch = (h, values, n, seqLen, dim) -> {
+            for (int b = 0; b < n; b++) {
+                int position = from + b;
+                values.put((b * seqLen + position) * dim, source, position * dim, dim);
+            }
+        };
+        ForwardResult patched = model.forward(batch, ForwardRequest.capture(lastResid).intervene(hook, patch));
+        // The model's head on each sequence's last residual only: [count, d] -> [count, vocab].
+        float[] lastRows = new float[count * d];
+        for (int b = 0; b < count; b++) {
+            System.arraycopy(patched.row(lastResid, b, seq - 1), 0, lastRows, b * d, d);
+        }
+        float[] logits = model.unembed(lastRows);
+        int vocab = model.config().vocabSize();
+        double[] m = new double[count];
+        for (int b = 0; b < count; b++) {
+            m[b] = (double) logits[b * vocab + answer] - logits[b * vocab + wrong];
+        }
+        return m;
+    }
+
+    /** Sequences per patched pass, so one pass's buffers (attention scores dominate) stay near 256 MiB. */
+    static int positionsPerPass(TransformerModel model, int seq) {
+        var c = model.config();
+        long floatsPerSequence = (long) c.nHeads() * seq * seq + (long) seq * (8L * c.dModel() + 3L * c.dMlp());
+        return (int) Math.max(1, Math.min(seq, (64L << 20) / floatsPerSequence));
     }
 
     static double metric(float[] logits, int answer, int wrong) {

@@ -104,6 +104,20 @@ class ActivationPatchingTest {
     }
 
     @Test
+    void positionsSplitOverSeveralPassesGiveTheSameGrid() {
+        List<String> kinds = List.of("attn_out");
+        ActivationPatching.Result whole = ActivationPatching.run(model, CLEAN, CORRUPT, answer, wrong, kinds);
+        ActivationPatching.Result split = ActivationPatching.run(model, CLEAN, CORRUPT, answer, wrong, kinds, 3);
+        for (int l = 0; l < model.config().nLayers(); l++) {
+            for (int t = 0; t < CLEAN.length; t++) {
+                assertEquals(whole.normalized().get("attn_out")[l][t], split.normalized().get("attn_out")[l][t], 1e-4);
+            }
+        }
+        assertEquals(CLEAN.length, ActivationPatching.positionsPerPass(model, CLEAN.length));
+        assertTrue(ActivationPatching.positionsPerPass(model, 512) < 512);
+    }
+
+    @Test
     void refusesMismatchedLengthsAndUnknownKinds() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> ActivationPatching.run(model, CLEAN, new int[] {1, 80, 147}, answer, wrong, List.of("resid_pre")));
