@@ -135,6 +135,20 @@ class AnalysisCommandsTest {
         assertFalse(Files.exists(dir.resolve("p2")));
     }
 
+    @Test
+    void contrastRefusesEmptyAndMalformedPairsFilesInOneLine(@TempDir Path dir) throws IOException {
+        Path empty = dir.resolve("empty.jsonl");
+        Files.writeString(empty, "");
+        assertOneLineError(CliRun.spindle("contrast", "--master", "local[2]", "--model", MODEL, "--pairs", empty.toString(),
+                "--hooks", "blocks.0.hook_resid_post", "--out", dir.resolve("c").toString()), "has no pairs");
+        Path malformed = dir.resolve("bad.jsonl");
+        Files.writeString(malformed, "{\"prompt\": \"Once\", \"positive\": \" happy\", \"negative\": \" sad\"}\nnot json\n");
+        // raised inside a Spark task, still one line
+        assertOneLineError(CliRun.spindle("contrast", "--master", "local[2]", "--model", MODEL, "--pairs", malformed.toString(),
+                "--hooks", "blocks.0.hook_resid_post", "--out", dir.resolve("c").toString()), "line 2 is not valid JSON");
+        assertFalse(Files.exists(dir.resolve("c")));
+    }
+
     static void assertOneLineError(CliRun run, String expected) {
         assertEquals(2, run.exitCode(), run.err() + run.out());
         assertTrue(run.err().contains(expected), run.err());
