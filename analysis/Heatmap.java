@@ -68,7 +68,7 @@ public final class Heatmap {
                         g.setColor(colour(v[l][t], low, high));
                         g.fillRect(x, top + l * CELL_H, CELL_W - 1, CELL_H - 1);
                         g.setColor(Color.BLACK);
-                        String s = Double.isFinite(v[l][t]) ? String.format(Locale.ROOT, "%.2f", v[l][t]) : "nan";
+                        String s = Double.isFinite(v[l][t]) ? String.format(Locale.ROOT, "%.2f", Math.abs(v[l][t]) < 5e-3 ? 0.0 : v[l][t]) : "nan";
                         g.drawString(s, x + (CELL_W - fm.stringWidth(s)) / 2, top + l * CELL_H + CELL_H / 2 + 4);
                     }
                 }

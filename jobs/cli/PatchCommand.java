@@ -144,7 +144,7 @@ public final class PatchCommand implements Callable<Integer> {
             for (int l = 0; l < layers; l++) {
                 StringBuilder row = new StringBuilder();
                 for (double v : e.getValue()[l]) {
-                    row.append(String.format(Locale.ROOT, " %6.3f", v));
+                    row.append(String.format(Locale.ROOT, " %6.3f", Math.abs(v) < 5e-4 ? 0.0 : v)); // no "-0.000"
                 }
                 System.out.printf(Locale.ROOT, "  %-9s layer %d:%s%n", e.getKey(), l, row);
             }
