@@ -58,6 +58,11 @@ public final class TransformerModel {
         return weights.finalNorm.gain().clone();
     }
 
+    /** True when the final norm centres its input (LayerNorm), false for RMSNorm: what direct logit attribution needs. */
+    public boolean finalNormCentres() {
+        return config.family() == ModelConfig.Family.GPT2; // the same test normalize() makes
+    }
+
     /** The final norm's bias (LayerNorm), or null (RMSNorm). */
     public float[] finalNormBias() {
         return weights.finalNorm.bias() == null ? null : weights.finalNorm.bias().clone();

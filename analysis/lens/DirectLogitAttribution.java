@@ -68,7 +68,7 @@ public final class DirectLogitAttribution {
             throw new IllegalArgumentException("target id " + targetId + " is outside the vocabulary [0, " + c.vocabSize() + ")");
         }
 
-        boolean layerNorm = c.family() == ModelConfig.Family.GPT2;
+        boolean layerNorm = model.finalNormCentres();
         float[] residual = r.row(resid, 0, last);
         double scale = 1.0 / Math.sqrt(variance(residual, layerNorm) + c.normEps());
         float[] gain = model.finalNormGain();
