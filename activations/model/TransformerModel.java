@@ -58,6 +58,16 @@ public final class TransformerModel {
         return weights.finalNorm.gain().clone();
     }
 
+    /** True when the final norm centres its input (LayerNorm), false for RMSNorm: what direct logit attribution needs. */
+    public boolean finalNormCentres() {
+        return config.norm() == ModelConfig.NormKind.LAYER; // the same test normalize() makes
+    }
+
+    /** The final norm's bias (LayerNorm), or null (RMSNorm). */
+    public float[] finalNormBias() {
+        return weights.finalNorm.bias() == null ? null : weights.finalNorm.bias().clone();
+    }
+
     /**
      * Runs {@code tokens} (batch x seqLen, equal lengths) and returns the captured hooks. Positions
      * start at 0 in every sequence.
@@ -103,17 +113,23 @@ public final class TransformerModel {
             layer(l, weights.layers.get(l), pass);
         }
         if (needFinal) {
-            normalize(b.resid, b.normed, b.rows);
-            pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
-            applyGain(b.normed, weights.finalNorm, b.rows);
-            // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
-            if (wantLogits) {
-                linear(weights.unembed, b.normed, b.logits);
-                softcap(b.logits, b.rows, config.finalSoftcap());
-                pass.visit(new HookPoint(Kind.LOGITS, -1), b.logits);
-            }
+            finalNormAndHead(pass, wantLogits);
         }
         return pass.result;
+    }
+
+    /** The final norm (its hook, then its gain) and, when asked, the unembedding with the final soft-cap. */
+    private void finalNormAndHead(Pass pass, boolean wantLogits) {
+        Buffers b = pass.buffers;
+        normalize(b.resid, b.normed, b.rows);
+        pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
+        applyGain(b.normed, weights.finalNorm, b.rows);
+        // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
+        if (wantLogits) {
+            linear(weights.unembed, b.normed, b.logits);
+            softcap(b.logits, b.rows, config.finalSoftcap());
+            pass.visit(new HookPoint(Kind.LOGITS, -1), b.logits);
+        }
     }
 
     /** Next-token logits at the last position of one sequence. */
@@ -137,6 +153,68 @@ public final class TransformerModel {
             sequence[sequence.length - 1] = next;
         }
         return generated;
+    }
+
+    /**
+     * Runs {@code tokens} as the next positions of the sequence whose earlier keys and values are in
+     * {@code cache} (empty: the whole prompt), appends theirs, and returns the captures of the new
+     * positions only ({@code batch 1 x tokens.length}). Every layer runs, so the cache stays
+     * complete; interventions see only the new positions. The same numbers as recomputing the
+     * whole prefix with {@link #forward}, at the cost of the new positions.
+     */
+    public ForwardResult forwardCached(int[] tokens, KvCache cache, ForwardRequest request) {
+        int start = cache.length();
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("nothing to run: no new tokens");
+        }
+        if (cache.keys.length != config.nLayers() || cache.kvWidth != config.kvDim()) {
+            throw new IllegalArgumentException("the key/value cache was made for another model");
+        }
+        if (start + tokens.length > config.maxPositions()) {
+            throw new IllegalArgumentException((start + tokens.length) + " tokens exceed the model's context of "
+                    + config.maxPositions() + " positions; generate fewer tokens or shorten the prompt");
+        }
+        for (int id : tokens) {
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+            }
+        }
+        boolean wantLogits = request.touches(new HookPoint(Kind.LOGITS, -1));
+        Buffers b = buffers(1, tokens.length, wantLogits);
+        Pass pass = new Pass(request, new ForwardResult(1, tokens.length), b);
+        pass.cache = cache;
+        pass.start = start;
+        cache.reserve(start + tokens.length);
+        embed(new int[][] {tokens}, pass);
+        for (int l = 0; l < config.nLayers(); l++) {
+            layer(l, weights.layers.get(l), pass);
+        }
+        finalNormAndHead(pass, wantLogits);
+        cache.advance(tokens.length);
+        return pass.result;
+    }
+
+    /**
+     * The model's own head on residual-stream rows ({@code rows x d}, row-major): final norm with
+     * its gain (and bias), then the unembedding. A logit lens applies it to every layer's residual.
+     */
+    public float[] unembed(float[] residual) {
+        int d = config.dModel();
+        if (residual.length == 0 || residual.length % d != 0) {
+            throw new IllegalArgumentException("residual rows must have width " + d + "; got " + residual.length + " values");
+        }
+        int rows = residual.length / d;
+        Tensor in = new Tensor(rows, d);
+        Tensor normed = new Tensor(rows, d);
+        Tensor logits = new Tensor(rows, config.vocabSize());
+        in.view.put(0, residual);
+        normalize(in, normed, rows);
+        applyGain(normed, weights.finalNorm, rows);
+        linear(weights.unembed, normed, logits);
+        softcap(logits, rows, config.finalSoftcap());
+        float[] out = new float[rows * config.vocabSize()];
+        logits.view.get(0, out);
+        return out;
     }
 
     public static int argmax(float[] values) {
@@ -175,7 +253,7 @@ public final class TransformerModel {
             FloatBuffer scratch = b.normed.view;
             for (int s = 0; s < tokens.length; s++) {
                 for (int t = 0; t < b.seqLen; t++) {
-                    positions.get(t * d, row);
+                    positions.get((pass.start + t) * d, row);
                     scratch.put((s * b.seqLen + t) * d, row);
                 }
             }
@@ -193,7 +271,11 @@ public final class TransformerModel {
         pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm1(), b.rows);
         linear(w.qkv(), b.normed, b.qkv);
-        attention(l, b);
+        if (pass.cache == null) {
+            attention(l, b);
+        } else {
+            cachedAttention(l, pass);
+        }
         linear(w.attnOut(), b.merged, b.attnOut);
         if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
             normalize(b.attnOut, b.attnOut, b.rows);
@@ -228,6 +310,15 @@ public final class TransformerModel {
     }
 
     /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
+    /** The attention scores' scale: 1/sqrt(head_dim), or Gemma's query_pre_attn_scalar^-0.5; GPT-2's optional 1/(layer+1). */
+    private float scoreScale(int layer) {
+        double scale = config.attentionScale();
+        if (config.scaleAttnByInverseLayer()) {
+            scale /= layer + 1;
+        }
+        return (float) scale;
+    }
+
     private void attention(int layer, Buffers b) {
         int heads = config.nHeads();
         int headDim = config.headDim();
@@ -264,11 +355,7 @@ public final class TransformerModel {
 
         Nd4j.matmul(b.q.array, b.k.array, b.scores.array, false, true, false);
 
-        double scale = config.attentionScale(); // 1/sqrt(head_dim), or Gemma's query_pre_attn_scalar^-0.5
-        if (config.scaleAttnByInverseLayer()) {
-            scale /= layer + 1;
-        }
-        float scoreScale = (float) scale;
+        float scoreScale = scoreScale(layer);
         float cap = (float) config.attentionSoftcap();
         int window = config.windowAt(layer);
         FloatBuffer scores = b.scores.view;
@@ -311,6 +398,80 @@ public final class TransformerModel {
                 context.get((bh * seqLen + t) * headDim, vec);
                 merged.put((s * seqLen + t) * config.qDim() + h * headDim, vec);
             }
+        });
+    }
+
+    /**
+     * Attention of the new positions over the cache and themselves: their keys and values go into
+     * the cache first, then each (head, new position) attends over every cached position with
+     * plain loops (one query row each; llama3.java-style), the same math as {@link #attention}.
+     */
+    private void cachedAttention(int layer, Pass pass) {
+        Buffers b = pass.buffers;
+        KvCache cache = pass.cache;
+        int start = pass.start;
+        int n = b.seqLen;
+        int heads = config.nHeads();
+        int headDim = config.headDim();
+        int group = heads / config.nKvHeads();
+        int qDim = config.qDim();
+        int kvDim = config.kvDim();
+        int qkvWidth = qDim + 2 * kvDim;
+        float[][] rope = ropeInverseFrequencies == null ? null : ropeTable(start + n);
+        int rotaryHalf = config.rotaryDim() / 2;
+        FloatBuffer qkv = b.qkv.view;
+        float[] keys = cache.keys[layer];
+        float[] values = cache.values[layer];
+        float[] vec = new float[headDim];
+        for (int t = 0; t < n; t++) {
+            for (int kv = 0; kv < config.nKvHeads(); kv++) {
+                int at = (start + t) * kvDim + kv * headDim;
+                qkv.get(t * qkvWidth + qDim + kv * headDim, vec);
+                rotate(vec, start + t, rope, rotaryHalf);
+                System.arraycopy(vec, 0, keys, at, headDim);
+                qkv.get(t * qkvWidth + qDim + kvDim + kv * headDim, values, at, headDim);
+            }
+        }
+        float scoreScale = scoreScale(layer);
+        float cap = (float) config.attentionSoftcap();
+        int window = config.windowAt(layer);
+        FloatBuffer merged = b.merged.view;
+        ParallelLoops.forEach(heads * n, ht -> {
+            int h = ht / n;
+            int t = ht % n;
+            int position = start + t;
+            int kvOffset = (h / group) * headDim;
+            float[] q = new float[headDim];
+            qkv.get(t * qkvWidth + h * headDim, q);
+            rotate(q, position, rope, rotaryHalf);
+            int first = window > 0 ? Math.max(0, position - window + 1) : 0;
+            float[] weightsOf = new float[position + 1];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = first; j <= position; j++) {
+                float dot = 0;
+                int k = j * kvDim + kvOffset;
+                for (int i = 0; i < headDim; i++) {
+                    dot += q[i] * keys[k + i];
+                }
+                float score = dot * scoreScale;
+                weightsOf[j] = cap > 0 ? cap * tanh(score / cap) : score;
+                max = Math.max(max, weightsOf[j]);
+            }
+            double sum = 0;
+            for (int j = first; j <= position; j++) {
+                weightsOf[j] = (float) Math.exp(weightsOf[j] - max);
+                sum += weightsOf[j];
+            }
+            float inv = (float) (1.0 / sum);
+            float[] out = new float[headDim];
+            for (int j = first; j <= position; j++) {
+                float p = weightsOf[j] * inv;
+                int v = j * kvDim + kvOffset;
+                for (int i = 0; i < headDim; i++) {
+                    out[i] += p * values[v + i];
+                }
+            }
+            merged.put(t * qDim + h * headDim, out);
         });
     }
 
@@ -587,6 +748,8 @@ public final class TransformerModel {
         final ForwardRequest request;
         final ForwardResult result;
         final Buffers buffers;
+        KvCache cache;  // incremental decoding: attend over the cache, positions from start
+        int start;
 
         Pass(ForwardRequest request, ForwardResult result, Buffers buffers) {
             this.request = request;

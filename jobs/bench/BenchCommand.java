@@ -112,6 +112,9 @@ public final class BenchCommand implements Callable<Integer> {
                             "--batch", str(forwardBatch), "--seconds", str(forwardSeconds)));
                 }
             }
+            if (wanted("generation_kv_cache")) {
+                add(figures, quick ? GenerationBenchmark.run(model.get(), 96, 16) : GenerationBenchmark.run(model.get(), 128, 32));
+            }
             if (wanted("forward_ratio_pythia") || wanted("forward_ratio_gemma2")) {
                 familyForwards(work, layers, gemm.get().value()).forEach(f -> add(figures, f));
             }
@@ -135,7 +138,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** Every figure's name, in the order the bench runs them. */
     static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "clt_step_ratio",
-            "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "forward_ratio_pythia",
+            "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
             "forward_ratio_gemma2", "cache_write_share", "spark_scaling",
             "pipeline_overhead");
 

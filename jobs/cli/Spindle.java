@@ -25,6 +25,10 @@ import picocli.CommandLine.Command;
                 EvaluateCommand.class,
                 FeaturesCommand.class,
                 DriftCommand.class,
+                LensCommand.class,
+                ContrastCommand.class,
+                SteerCommand.class,
+                PatchCommand.class,
         })
 public final class Spindle implements Runnable {
 
