@@ -249,7 +249,8 @@ public final class PipelineJob {
                 stage(progress, stageSeconds, "features " + d.name(), Files.exists(features.resolve("summary.json")), () ->
                         FeaturesJob.run(spark, new FeaturesJob.Options(dir, activations, tokens, model,
                                 c.getInt("feature-top-k"), c.getInt("feature-context"),
-                                spark.sparkContext().defaultParallelism(), features.toString(), false)));
+                                spark.sparkContext().defaultParallelism(), features.toString(), false,
+                                evaluation.resolve("evaluation.json").toString())));
             }
             summary.put(d.name(), JsonFiles.read(evaluation.resolve("evaluation.json"), Object.class));
         }
