@@ -127,9 +127,8 @@ public final class DashboardWriter {
         int from = 0;
         int overhead = call("spindleShard", 99999, "{\"from\":" + Integer.MAX_VALUE + ",\"features\":[]}").length();
         for (int i = 0; i < features.size(); i++) {
-            String one = fitted(features.get(i), FILE_LIMIT_BYTES - overhead);
             // literal(a + "," + b) == the literals' insides joined: escaping is per character.
-            String escaped = inside(literal(one));
+            String escaped = fitted(features.get(i), FILE_LIMIT_BYTES - overhead);
             if (body.length() > 0 && body.length() + 1 + escaped.length() + overhead > SHARD_TARGET_BYTES) {
                 files.write(shardName(starts.size()), shardFile(starts.size(), from, body));
                 starts.add(from);
@@ -161,21 +160,24 @@ public final class DashboardWriter {
         return literal.substring(1, literal.length() - 1);
     }
 
-    /** One feature's JSON, dropping its last examples (quantile samples first) until it fits in {@code limit} bytes. */
+    /**
+     * One feature's JSON as the inside of a string literal (ASCII, so characters are bytes), dropping
+     * its last examples (quantile samples first) until it fits in {@code limit} bytes.
+     */
     private static String fitted(FeatureReport f, int limit) throws IOException {
         Map<String, Object> j = feature(f);
-        String json = JSON.writeValueAsString(j);
+        String escaped = inside(literal(JSON.writeValueAsString(j)));
         @SuppressWarnings("unchecked")
         List<Object> examples = (List<Object>) j.get("examples");
         int omitted = 0;
-        while (inside(literal(json)).length() > limit && !examples.isEmpty()) {
+        while (escaped.length() > limit && !examples.isEmpty()) {
             int drop = Math.max(1, examples.size() / 8);
             examples.subList(examples.size() - drop, examples.size()).clear();
             omitted += drop;
             j.put("omitted", omitted);
-            json = JSON.writeValueAsString(j);
+            escaped = inside(literal(JSON.writeValueAsString(j)));
         }
-        return json;
+        return escaped;
     }
 
     /** The list file's data, columnar: a local piece table (most used first, so indices are short) and per-feature columns. */
