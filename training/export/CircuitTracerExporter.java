@@ -63,7 +63,7 @@ public final class CircuitTracerExporter {
             Files.createDirectories(directory);
             for (int i = 0; i < layers; i++) {
                 new SafeTensorsWriter().metadata("format", "pt")
-                        .addF32("W_enc_" + i, transposed(clt.wEnc(i), inputScales[i]), features, d)
+                        .addF32Parts("W_enc_" + i, transposedInParts(clt.wEnc(i), inputScales[i]), features, d)
                         .addF32("b_enc_" + i, SaeLensExporter.scaled(clt.bEnc(i), 1), features)
                         .addF32("b_dec_" + i, SaeLensExporter.scaled(clt.bDec(i), 1 / targetScales[i]), d)
                         .addF32("threshold_" + i, SaeLensExporter.scaled(clt.threshold(i), 1), features)
@@ -271,6 +271,19 @@ public final class CircuitTracerExporter {
     }
 
     /** The transpose of a [r, c] matrix as row-major [c, r] floats, times factor. */
+    /** {@code a^T * factor} for a [d, F] encoder, a block of feature rows at a time. */
+    private static SafeTensorsWriter.FloatParts transposedInParts(INDArray a, double factor) {
+        long d = a.size(0);
+        int features = (int) a.size(1);
+        int rowsPerPart = (int) Math.max(1, Math.min(features, exportPartValues / d));
+        return sink -> {
+            for (int f0 = 0; f0 < features; f0 += rowsPerPart) {
+                int rows = Math.min(rowsPerPart, features - f0);
+                sink.accept(transposed(a.get(NDArrayIndex.all(), NDArrayIndex.interval(f0, f0 + rows)), factor));
+            }
+        };
+    }
+
     private static float[] transposed(INDArray a, double factor) {
         return SaeLensExporter.scaled(a.transpose(), factor);
     }

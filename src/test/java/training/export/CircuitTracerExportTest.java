@@ -140,8 +140,10 @@ class CircuitTracerExportTest {
         }
         loadedWhole = CircuitTracerDictionary.load(whole);
         for (int i = 0; i < L; i++) {
-            assertArrayEquals(Files.readAllBytes(whole.resolve("W_dec_" + i + ".safetensors")),
-                    Files.readAllBytes(parts.resolve("W_dec_" + i + ".safetensors")), "W_dec_" + i + " byte for byte");
+            for (String file : List.of("W_enc_" + i + ".safetensors", "W_dec_" + i + ".safetensors")) {
+                assertArrayEquals(Files.readAllBytes(whole.resolve(file)), Files.readAllBytes(parts.resolve(file)), file + " byte for byte");
+            }
+            assertEquals(loadedWhole.encode(i, Nd4j.ones(DataType.FLOAT, 2, D)), loadedParts.encode(i, Nd4j.ones(DataType.FLOAT, 2, D)));
             for (int t = i; t < L; t++) {
                 assertEquals(loadedWhole.wDec(i, t), loadedParts.wDec(i, t), "W_dec " + i + " -> " + t);
             }
