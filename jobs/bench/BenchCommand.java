@@ -39,60 +39,41 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--corpus", defaultValue = "corpora/tinystories-1000/tinystories_train_first1000.ascii.txt", description = "Text for the caching figures (default: ${DEFAULT-VALUE}).")
     Path corpus;
 
-    @Option(names = "--only", split = ",", description = "Measure only these figures (and the baselines they need), e.g. global_shuffle_cost.")
-    List<String> only;
-
-    private boolean wanted(String... names) {
-        return only == null || java.util.Arrays.stream(names).anyMatch(only::contains);
-    }
-
-    private void add(List<Figure> figures, Figure f) {
-        figures.add(f);
-        report(f);
-    }
-
     @Override
     public Integer call() throws IOException {
         Path work = Files.createTempDirectory("spindle-bench-");
         try {
             List<Figure> figures = new ArrayList<>();
-            Figure gemm = null;
-            if (wanted("gemm_gflops", "forward_ratio")) {
-                double gemmSeconds = quick ? 1.0 : 3.0;
-                gemm = quick ? GemmBenchmark.run(2048, 768, 4096, gemmSeconds) : GemmBenchmark.run(4096, 768, 16384, gemmSeconds);
-                add(figures, gemm);
-            }
-            SaeStepBenchmark.Result sae = null;
-            if (wanted("sae_step_ratio", "reader_ratio")) {
-                sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
-                add(figures, sae.figure());
-            }
-            if (wanted("clt_step_ratio")) {
-                add(figures, quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6));
-            }
-            if (wanted("reader_ratio")) {
-                add(figures, ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
-                        sae.trainerRowsPerSecond()));
-            }
+            double gemmSeconds = quick ? 1.0 : 3.0;
+            Figure gemm = quick ? GemmBenchmark.run(2048, 768, 4096, gemmSeconds) : GemmBenchmark.run(4096, 768, 16384, gemmSeconds);
+            figures.add(gemm);
+            report(gemm);
+            SaeStepBenchmark.Result sae = quick ? SaeStepBenchmark.run(768, 4096, 2048, 3) : SaeStepBenchmark.run(768, 16384, 4096, 5);
+            figures.add(sae.figure());
+            report(sae.figure());
+            Figure clt = quick ? CltStepBenchmark.run(2, 256, 2048, 2048, 3) : CltStepBenchmark.run(4, 256, 4096, 4096, 6);
+            figures.add(clt);
+            report(clt);
+            Figure reader = ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
+                    sae.trainerRowsPerSecond());
+            figures.add(reader);
+            report(reader);
             int layers = quick ? 4 : 12;
-            if (wanted("forward_ratio", "cache_write_share", "spark_scaling", "global_shuffle_cost")) {
-                Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
-                if (wanted("forward_ratio")) {
-                    add(figures, ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value()));
-                }
-                if (wanted("cache_write_share", "spark_scaling")) {
-                    CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
-                    add(figures, cache.writeShare());
-                    add(figures, cache.scaling());
-                }
-                if (wanted("global_shuffle_cost")) {
-                    add(figures, CacheBenchmark.globalShuffleCost(work.resolve("shuffle"), model, corpus, quick ? 10_000 : 200_000,
-                            128, layers));
-                }
-            }
-            if (wanted("pipeline_overhead")) {
-                add(figures, PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick));
-            }
+            Path model = RandomGpt2.write(work.resolve("gpt2-random"), layers, 768, 12, 128, gpt2Tokenizer);
+            Figure forward = ForwardBenchmark.run(model, quick ? 8 : 32, 128, quick ? 5 : 15, gemm.value());
+            figures.add(forward);
+            report(forward);
+            CacheBenchmark.Figures cache = CacheBenchmark.run(work.resolve("cache"), model, corpus, quick ? 60 : 600, 128, layers);
+            figures.add(cache.writeShare());
+            report(cache.writeShare());
+            figures.add(cache.scaling());
+            report(cache.scaling());
+            Figure shuffle = CacheBenchmark.globalShuffleCost(work.resolve("shuffle"), model, corpus, quick ? 10_000 : 200_000, 128, layers);
+            figures.add(shuffle);
+            report(shuffle);
+            Figure pipeline = PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick);
+            figures.add(pipeline);
+            report(pipeline);
             if (out != null) {
                 write(figures);
             }
