@@ -227,6 +227,42 @@ public final class SafeTensors implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Values {@code [from, from + count)} of the tensor (flat, row-major) as fp32: reads tensors of
+     * any size a part at a time (a whole tensor over 2^31 values fits no Java array).
+     */
+    public float[] floats(String name, long from, int count) {
+        TensorInfo info = info(name);
+        if (from < 0 || count < 0 || from + count > info.elementCount()) {
+            throw new IllegalArgumentException(file + ": values [" + from + ", " + (from + count) + ") are outside tensor '" + name
+                    + "' of " + info.elementCount());
+        }
+        int width = info.dtype().bytes;
+        float[] out = new float[count];
+        ByteBuffer data;
+        try {
+            data = channel.map(FileChannel.MapMode.READ_ONLY, info.begin() + from * width, (long) count * width)
+                    .order(ByteOrder.LITTLE_ENDIAN);
+        } catch (IOException e) {
+            throw new SafeTensorsException(file + ": cannot map tensor '" + name + "' (" + e.getMessage() + ")");
+        }
+        switch (info.dtype()) {
+            case F32 -> data.asFloatBuffer().get(out);
+            case F16 -> {
+                for (int i = 0; i < count; i++) {
+                    out[i] = DType.f16ToFloat(data.getShort(2 * i));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < count; i++) {
+                    out[i] = DType.bf16ToFloat(data.getShort(2 * i));
+                }
+            }
+            default -> throw new SafeTensorsException(file + ": tensor '" + name + "' is " + info.dtype() + ", not a float tensor");
+        }
+        return out;
+    }
+
     /** Decodes the tensor into {@code dst} (fp32) starting at its current position. */
     public void readFloats(String name, FloatBuffer dst) {
         TensorInfo info = info(name);

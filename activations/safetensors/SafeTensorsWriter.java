@@ -21,7 +21,17 @@ import java.util.Map;
  */
 public final class SafeTensorsWriter {
 
-    private record Entry(String name, DType dtype, long[] shape, ByteBuffer data) {
+    /** Data written part by part (tensors over 2^31 values fit no Java array): each part handed to the sink in order. */
+    @FunctionalInterface
+    public interface FloatParts {
+        void emit(java.util.function.Consumer<float[]> sink);
+    }
+
+    /** {@code data} for tensors held in memory; {@code parts} (fp32) for tensors streamed at write time. */
+    private record Entry(String name, DType dtype, long[] shape, ByteBuffer data, FloatParts parts, long bytes) {
+        Entry(String name, DType dtype, long[] shape, ByteBuffer data) {
+            this(name, dtype, shape, data, null, data.capacity());
+        }
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -62,6 +72,18 @@ public final class SafeTensorsWriter {
         return add(name, DType.F32, data, shape);
     }
 
+    /**
+     * An fp32 tensor of {@code shape} whose values {@code parts} emits in row-major order when the
+     * file is written, so no single array holds the whole tensor.
+     */
+    public SafeTensorsWriter addF32Parts(String name, FloatParts parts, long... shape) {
+        long count = 1;
+        for (long s : shape) {
+            count *= s;
+        }
+        return put(new Entry(name, DType.F32, shape.clone(), null, parts, count * 4));
+    }
+
     public SafeTensorsWriter addI32(String name, int[] data, long... shape) {
         checkCount(name, data.length, shape);
         ByteBuffer buffer = ByteBuffer.allocate(data.length * 4).order(ByteOrder.LITTLE_ENDIAN);
@@ -90,6 +112,31 @@ public final class SafeTensorsWriter {
         }
     }
 
+    private static void writeParts(Entry e, OutputStream out) throws IOException {
+        long[] written = {0};
+        IOException[] failure = {null};
+        e.parts().emit(part -> {
+            if (failure[0] != null) {
+                return;
+            }
+            ByteBuffer bytes = ByteBuffer.allocate(part.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            bytes.asFloatBuffer().put(part);
+            try {
+                out.write(bytes.array());
+            } catch (IOException io) {
+                failure[0] = io;
+            }
+            written[0] += part.length * 4L;
+        });
+        if (failure[0] != null) {
+            throw failure[0];
+        }
+        if (written[0] != e.bytes()) {
+            throw new IllegalArgumentException("tensor '" + e.name() + "': its parts held " + written[0] / 4 + " values, its shape "
+                    + java.util.Arrays.toString(e.shape()) + " needs " + e.bytes() / 4);
+        }
+    }
+
     public void write(Path file) {
         Map<String, Object> header = new LinkedHashMap<>();
         if (!metadata.isEmpty()) {
@@ -100,7 +147,7 @@ public final class SafeTensorsWriter {
             Map<String, Object> info = new LinkedHashMap<>();
             info.put("dtype", e.dtype().name());
             info.put("shape", e.shape());
-            long length = e.data().capacity();
+            long length = e.bytes();
             info.put("data_offsets", new long[] {offset, offset + length});
             header.put(e.name(), info);
             offset += length;
@@ -127,7 +174,11 @@ public final class SafeTensorsWriter {
             try (OutputStream out = Files.newOutputStream(temp)) {
                 out.write(prefix.array());
                 for (Entry e : entries) {
-                    out.write(e.data().array());
+                    if (e.parts() == null) {
+                        out.write(e.data().array());
+                    } else {
+                        writeParts(e, out);
+                    }
                 }
             }
             Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

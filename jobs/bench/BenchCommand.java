@@ -123,6 +123,9 @@ public final class BenchCommand implements Callable<Integer> {
                 add(figures, cache.writeShare());
                 add(figures, cache.scaling());
             }
+            if (wanted("global_shuffle_cost")) {
+                add(figures, CacheBenchmark.globalShuffleCost(work.resolve("shuffle"), model.get(), corpus, quick ? 10_000 : 200_000, 128, layers));
+            }
             if (wanted("pipeline_overhead")) {
                 add(figures, PipelineBenchmark.run(jobs.cli.DemoConfiguration.load(), work.resolve("pipeline"), quick));
             }
@@ -139,7 +142,7 @@ public final class BenchCommand implements Callable<Integer> {
     /** Every figure's name, in the order the bench runs them. */
     static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "clt_step_ratio",
             "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
-            "forward_ratio_gemma2", "cache_write_share", "spark_scaling",
+            "forward_ratio_gemma2", "cache_write_share", "spark_scaling", "global_shuffle_cost",
             "pipeline_overhead");
 
     private boolean wanted(String figure) {

@@ -61,10 +61,58 @@ public final class CacheJob {
     /** Test-only fault injection: fail the first attempt of one shard, before or after its commit. */
     public enum Fault { NONE, BEFORE_COMMIT, AFTER_COMMIT, ALWAYS }
 
+    /**
+     * How rows are ordered. {@code NONE}: shards of consecutive sequences, rows in (seq_id, pos)
+     * order. {@code SHARDS}: sequences spread over shards by a seeded hash, rows shuffled within each
+     * shard (what {@code --shuffle-seed} alone has always done). {@code GLOBAL}: every row's position
+     * is a seeded uniform permutation over the whole cache ({@link GlobalShuffle}).
+     */
+    public enum Shuffle {
+        NONE, SHARDS, GLOBAL;
+
+        public static Shuffle parse(String value) {
+            for (Shuffle s : values()) {
+                if (s.name().equalsIgnoreCase(value.trim())) {
+                    return s;
+                }
+            }
+            throw new IllegalArgumentException("unknown shuffle '" + value + "'; use none, shards or global");
+        }
+
+        public String userName() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /**
+     * {@code shuffle} null: {@code SHARDS} when a seed is given, else {@code NONE} (the options
+     * before {@code --shuffle} existed). A shuffle without a seed uses seed 0.
+     */
     public record Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
                           int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial,
-                          String output, boolean overwrite, Fault fault, int faultShard, long heldOutSequences)
+                          String output, boolean overwrite, Fault fault, int faultShard, long heldOutSequences,
+                          Shuffle shuffle)
             implements Serializable {
+
+        public Options {
+            if (shuffle == null) {
+                shuffle = shuffleSeed == null ? Shuffle.NONE : Shuffle.SHARDS;
+            }
+            if (shuffle == Shuffle.NONE && shuffleSeed != null) {
+                throw new IllegalArgumentException("--shuffle-seed " + shuffleSeed + " with --shuffle none; pass --shuffle shards"
+                        + " or --shuffle global, or leave the seed out");
+            }
+            if (shuffle != Shuffle.NONE && shuffleSeed == null) {
+                shuffleSeed = 0L;
+            }
+        }
+
+        public Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
+                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial,
+                       String output, boolean overwrite, Fault fault, int faultShard, long heldOutSequences) {
+            this(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos, skipSpecial, output,
+                    overwrite, fault, faultShard, heldOutSequences, null);
+        }
 
         /** Every sequence of the table cached. */
         public Options(String modelDir, String tokens, List<String> hooks, DType dtype, int batchSequences,
@@ -74,21 +122,27 @@ public final class CacheJob {
                     overwrite, fault, faultShard, 0);
         }
 
+        /** The same run with another row order. */
+        public Options withShuffle(Shuffle value, Long seed) {
+            return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, seed, skipBos,
+                    skipSpecial, output, overwrite, fault, faultShard, heldOutSequences, value);
+        }
+
         public Options withFault(Fault value, int shard) {
             return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
-                    skipSpecial, output, overwrite, value, shard, heldOutSequences);
+                    skipSpecial, output, overwrite, value, shard, heldOutSequences, shuffle);
         }
 
         /** The same settings for another token table and output (a part of an accumulated cache). */
         public Options forPart(String partTokens, String partOutput) {
             return new Options(modelDir, partTokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
-                    skipSpecial, partOutput, false, fault, faultShard, heldOutSequences);
+                    skipSpecial, partOutput, false, fault, faultShard, heldOutSequences, shuffle);
         }
 
         /** The same run leaving the table's last {@code sequences} out of the cache (held out for evaluation). */
         public Options withHeldOut(long sequences) {
             return new Options(modelDir, tokens, hooks, dtype, batchSequences, shardSequences, shuffleSeed, skipBos,
-                    skipSpecial, output, overwrite, fault, faultShard, sequences);
+                    skipSpecial, output, overwrite, fault, faultShard, sequences, shuffle);
         }
     }
 
@@ -97,7 +151,7 @@ public final class CacheJob {
      * model, encoding and writing Parquet, and everything in the tasks (reading tokens included).
      */
     public record Result(ActivationManifest manifest, long computedRows, int resumedShards, double forwardSeconds,
-                         double writeSeconds, double taskSeconds, double wallSeconds) {
+                         double writeSeconds, double taskSeconds, double wallSeconds, double shuffleSeconds) {
 
         /** Share of task time spent encoding and writing Parquet. */
         public double writeShare() {
@@ -126,11 +180,19 @@ public final class CacheJob {
 
     /** What a run is, recorded in the partial directory so only the same run resumes there. */
     record RunIdentity(String modelChecksum, String tokens, long sequences, List<String> hooks, String dtype,
-                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial, long heldOutSequences) {
+                       int shardSequences, Long shuffleSeed, boolean skipBos, boolean skipSpecial, long heldOutSequences,
+                       String shuffle) {
     }
 
     static final String RUN_FILE = "_run.json";
+    /** With {@code --shuffle global}: the unshuffled shards, inside the partial directory (hidden from readers). */
+    static final String UNSHUFFLED_DIR = "_unshuffled";
+    /** Written once every shuffled shard is committed: a resumed run goes straight to the manifest. */
+    static final String SHUFFLED_MARKER = "_shuffled";
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Rows the shuffle's writer encodes at a time. */
+    static final int SHUFFLE_BATCH_ROWS = 1024;
 
     private CacheJob() {
     }
@@ -183,7 +245,7 @@ public final class CacheJob {
             Path partial = new Path(out.getParent(), "." + out.getName() + ".partial");
             RunIdentity identity = new RunIdentity(modelChecksum, fs.makeQualified(tokensDir).toString(), tokens.sequences(),
                     canonical, o.dtype().userName(), o.shardSequences(), o.shuffleSeed(), o.skipBos(), o.skipSpecial(),
-                    o.heldOutSequences());
+                    o.heldOutSequences(), o.shuffle().userName());
             prepareRunDirectory(fs, partial, identity, o.overwrite());
 
             if (o.heldOutSequences() < 0 || o.heldOutSequences() >= tokens.sequences()) {
@@ -193,14 +255,18 @@ public final class CacheJob {
             long cachedSequences = tokens.sequences() - o.heldOutSequences();
             long firstHeldOut = tokens.firstSeqId() + cachedSequences;
             int numShards = (int) Math.max(1, (cachedSequences + o.shardSequences() - 1) / o.shardSequences());
-            Set<Integer> done = committedShards(hadoop, partial);
+            boolean global = o.shuffle() == Shuffle.GLOBAL;
+            // Globally shuffled: the model's shards go to a hidden directory first, then the shuffle writes the cache.
+            Path computed = global ? new Path(partial, UNSHUFFLED_DIR) : partial;
+            boolean shuffledAlready = global && fs.exists(new Path(partial, SHUFFLED_MARKER));
+            Set<Integer> done = shuffledAlready ? allShards(numShards) : committedShards(hadoop, computed);
             Broadcast<SerializableConfiguration> conf = JavaSparkContext.fromSparkContext(spark.sparkContext())
                     .broadcast(new SerializableConfiguration(hadoop));
-            String partialDir = partial.toString();
+            String partialDir = computed.toString();
             Integer bos = tokens.bosId();
             int separator = tokens.separatorId();
             long seed = o.shuffleSeed() == null ? 0 : o.shuffleSeed();
-            boolean shuffle = o.shuffleSeed() != null;
+            boolean shuffle = o.shuffle() == Shuffle.SHARDS;
             long firstSeqId = tokens.firstSeqId();
 
             JavaPairRDD<Integer, Tuple2<Long, int[]>> byShard = spark.read().parquet(tokens.dataPaths(tokensDir))
@@ -225,9 +291,26 @@ public final class CacheJob {
             long computedRows = timings.stream().mapToLong(t -> t.rows).sum();
 
             // Losing attempts of retried or speculative tasks can leave temp files; every task is done now.
+            long expectedRows = expectedRows(spark, tokens.dataPaths(tokensDir), o, bos, separator, firstHeldOut);
+            double shuffleSeconds = 0;
+            if (global && !shuffledAlready) {
+                ActivationManifest.deleteLeftovers(hadoop, computed);
+                long unshuffled = ActivationManifest.listCommittedShards(hadoop, computed).rows();
+                if (unshuffled != expectedRows) {
+                    throw new IllegalStateException("the unshuffled cache at " + computed + " holds " + unshuffled + " rows but "
+                            + expectedRows + " were expected; remove " + partial + " (or pass --overwrite) and run again");
+                }
+                long shuffleStart = System.nanoTime();
+                GlobalShuffle.run(spark, conf, computed, partial, canonical, dims, o.dtype(), seed, numShards,
+                        committedShards(hadoop, partial), SHUFFLE_BATCH_ROWS, o.fault(), o.faultShard());
+                shuffleSeconds = (System.nanoTime() - shuffleStart) / 1e9;
+                fs.create(new Path(partial, SHUFFLED_MARKER), true).close();
+            }
+            if (global) {
+                fs.delete(computed, true);
+            }
             ActivationManifest.deleteLeftovers(hadoop, partial);
             ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(hadoop, partial);
-            long expectedRows = expectedRows(spark, tokens.dataPaths(tokensDir), o, bos, separator, firstHeldOut);
             if (committed.rows() != expectedRows) {
                 throw new IllegalStateException("the cache at " + partial + " holds " + committed.rows() + " rows but "
                         + expectedRows + " were expected; remove it (or pass --overwrite) and run again");
@@ -241,10 +324,11 @@ public final class CacheJob {
             Result result = new Result(manifest, computedRows, done.size(),
                     timings.stream().mapToLong(t -> t.forwardNanos).sum() / 1e9,
                     timings.stream().mapToLong(t -> t.writeNanos).sum() / 1e9,
-                    timings.stream().mapToLong(t -> t.taskNanos).sum() / 1e9, seconds);
+                    timings.stream().mapToLong(t -> t.taskNanos).sum() / 1e9, seconds, shuffleSeconds);
             org.slf4j.LoggerFactory.getLogger(CacheJob.class).info(String.format(Locale.ROOT,
-                    "cached %,d tokens (%,d computed now, %d shards resumed) in %.1f s: %.0f tokens/s, %.1f%% of task time writing Parquet",
-                    committed.rows(), computedRows, done.size(), seconds, result.tokensPerSecond(), 100 * result.writeShare()));
+                    "cached %,d tokens (%,d computed now, %d shards resumed) in %.1f s: %.0f tokens/s, %.1f%% of task time writing Parquet%s",
+                    committed.rows(), computedRows, done.size(), seconds, result.tokensPerSecond(), 100 * result.writeShare(),
+                    global ? String.format(Locale.ROOT, ", global shuffle %.1f s", shuffleSeconds) : ""));
             return result;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the activation cache " + o.output() + ": " + e.getMessage(), e);
@@ -292,26 +376,26 @@ public final class CacheJob {
                 runBatch(model, points, sameLength, o, bos, separator, shardRows);
                 long writeStart = System.nanoTime();
                 forwardNanos += writeStart - forwardStart;
-                if (o.shuffleSeed() == null) {
+                if (o.shuffle() != Shuffle.SHARDS) {
                     shardRows.flushTo(writer);
                 }
                 writeNanos += System.nanoTime() - writeStart;
-                if (o.fault() != Fault.NONE && shard == o.faultShard() && from == 0
+                if (o.fault() != Fault.NONE && o.shuffle() != Shuffle.GLOBAL && shard == o.faultShard() && from == 0
                         && o.fault() == Fault.BEFORE_COMMIT && attempt == 0) {
                     throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies before commit");
                 }
-                if (o.fault() == Fault.ALWAYS && shard == o.faultShard()) {
+                if (o.fault() == Fault.ALWAYS && o.shuffle() != Shuffle.GLOBAL && shard == o.faultShard()) {
                     throw new IllegalStateException("injected fault: shard " + shard + " always dies");
                 }
             }
-            if (o.shuffleSeed() != null) {
+            if (o.shuffle() == Shuffle.SHARDS) {
                 shardRows.shuffle(new SplittableRandom(o.shuffleSeed() ^ (0x9E3779B97F4A7C15L * (shard + 1))));
             }
             long writeStart = System.nanoTime();
             shardRows.flushTo(writer);
             ShardSummary summary = writer.commit();
             writeNanos += System.nanoTime() - writeStart;
-            if (o.fault() == Fault.AFTER_COMMIT && shard == o.faultShard() && attempt == 0) {
+            if (o.fault() == Fault.AFTER_COMMIT && o.shuffle() != Shuffle.GLOBAL && shard == o.faultShard() && attempt == 0) {
                 throw new IllegalStateException("injected fault: shard " + shard + " attempt 0 dies after commit");
             }
             return new ShardTiming(summary.rows(), forwardNanos, writeNanos, System.nanoTime() - taskStart);
@@ -401,6 +485,14 @@ public final class CacheJob {
             parts.add("the token table's last " + o.heldOutSequences() + " sequences (held out for evaluation)");
         }
         return parts.isEmpty() ? null : String.join("; ", parts);
+    }
+
+    private static Set<Integer> allShards(int n) {
+        Set<Integer> all = new HashSet<>();
+        for (int i = 0; i < n; i++) {
+            all.add(i);
+        }
+        return all;
     }
 
     private static Set<Integer> committedShards(Configuration conf, Path partial) {

@@ -35,7 +35,12 @@ public final class CacheCommand implements Callable<Integer> {
     @Option(names = "--shard-sequences", defaultValue = "256", description = "Sequences per shard file, one Spark task each (default: ${DEFAULT-VALUE}).")
     int shardSequences;
 
-    @Option(names = "--shuffle-seed", description = "Shuffle token rows with this seed: sequences are spread over shards by a seeded hash and rows are shuffled within each shard.")
+    @Option(names = "--shuffle", description = "Row order: none; shards (sequences spread over shards by a seeded hash, rows "
+            + "shuffled within each shard; the default when only --shuffle-seed is given); global (every row's position a seeded "
+            + "uniform permutation of the whole cache, by Spark's shuffle).")
+    String shuffle;
+
+    @Option(names = "--shuffle-seed", description = "Seed of the shuffle (default 0). Alone, it means --shuffle shards, as it always has.")
     Long shuffleSeed;
 
     @Option(names = "--skip-bos", description = "Leave out position 0 when it is the BOS token.")
@@ -57,7 +62,8 @@ public final class CacheCommand implements Callable<Integer> {
     public Integer call() {
         DType storage = DType.parse(dtype);
         CacheJob.Options options = new CacheJob.Options(model, tokens, hooks, storage, batchSequences, shardSequences,
-                shuffleSeed, skipBos, skipSpecial, out, overwrite, CacheJob.Fault.NONE, -1);
+                shuffleSeed, skipBos, skipSpecial, out, overwrite, CacheJob.Fault.NONE, -1, 0,
+                shuffle == null ? null : CacheJob.Shuffle.parse(shuffle));
         SparkSession spark = SparkSessions.create("spindle cache", master);
         try {
             CacheJob.Result result = CacheJob.run(spark, options);

@@ -36,6 +36,10 @@ public final class FeaturesCommand implements Callable<Integer> {
     @Option(names = "--partitions", description = "Parts of the cache, one Spark task each (default: Spark's default parallelism).")
     Integer partitions;
 
+    @Option(names = "--evaluation", description = "The dictionary's evaluation.json (from `spindle evaluate`): every numeric "
+            + "field is shown in a table on the dashboard's index page.")
+    String evaluation;
+
     @Option(names = "--out", required = true, description = "Output directory.")
     String out;
 
@@ -51,7 +55,7 @@ public final class FeaturesCommand implements Callable<Integer> {
         try {
             int parts = partitions != null ? partitions : spark.sparkContext().defaultParallelism();
             FeaturesJob.Result r = FeaturesJob.run(spark, new FeaturesJob.Options(dictionary, activations, tokens, model, topK,
-                    context, parts, out, overwrite));
+                    context, parts, out, overwrite, evaluation));
             long live = r.features().stream().filter(f -> f.firings() > 0).count();
             System.out.printf("%s: %d features (%d fired) at %s; logit tables %s; open %s/dashboard/index.html%n", out,
                     r.features().size(), live, r.hook(), r.logitsComputed() ? "computed" : "skipped (not residual width)", out);

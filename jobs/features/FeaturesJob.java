@@ -6,6 +6,7 @@ import activations.table.ActivationManifest;
 import activations.table.ActivationTableReader;
 import activations.table.TokenTableManifest;
 import activations.tokenizer.TextTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import jobs.output.OutputDirectory;
@@ -58,17 +59,43 @@ import static org.apache.spark.sql.functions.col;
  */
 public final class FeaturesJob {
 
+    /** {@code evaluation}: the dictionary's evaluation.json shown on the dashboard's index page, or null. */
     public record Options(String dictionary, String activations, String tokens, String model, int topK, int context,
-                          int partitions, String output, boolean overwrite) implements Serializable {
+                          int partitions, String output, boolean overwrite, String evaluation) implements Serializable {
+        public Options(String dictionary, String activations, String tokens, String model, int topK, int context,
+                       int partitions, String output, boolean overwrite) {
+            this(dictionary, activations, tokens, model, topK, context, partitions, output, overwrite, null);
+        }
     }
 
     public record Result(List<FeatureReport> features, String hook, boolean logitsComputed) {
     }
 
-    /** Window activations found by one task: parallel arrays (a class: Kryo cannot serialize records). */
+    /**
+     * Window activations found by one task: growable primitive columns, no object per value (a class:
+     * Kryo cannot serialize records).
+     */
     static final class WindowValues implements Serializable {
-        final List<long[]> keys = new ArrayList<>(); // {seq, pos, feature}
-        final List<Float> values = new ArrayList<>();
+        long[] seqs = new long[256];
+        int[] positions = new int[256];
+        int[] features = new int[256];
+        float[] values = new float[256];
+        int size;
+
+        void add(long seq, int pos, int feature, float value) {
+            if (size == values.length) {
+                int n = 2 * size;
+                seqs = java.util.Arrays.copyOf(seqs, n);
+                positions = java.util.Arrays.copyOf(positions, n);
+                features = java.util.Arrays.copyOf(features, n);
+                values = java.util.Arrays.copyOf(values, n);
+            }
+            seqs[size] = seq;
+            positions[size] = pos;
+            features[size] = feature;
+            values[size] = value;
+            size++;
+        }
     }
 
     static final int BATCH_ROWS = 512;
@@ -96,6 +123,7 @@ public final class FeaturesJob {
             throw new IllegalArgumentException("the token table names no model directory; pass --model");
         }
         TextTokenizer tokenizer = ExecutorResources.tokenizer(modelDir);
+        JsonNode evaluation = o.evaluation() == null ? null : readEvaluation(hadoop, o.evaluation());
 
         OutputDirectory out = OutputDirectory.begin(hadoop, o.output(), "summary.json", o.overwrite());
         try {
@@ -107,14 +135,12 @@ public final class FeaturesJob {
             String cachePath = cacheDir.toString();
             int parallelism = o.partitions();
             int k = o.topK();
-            List<FeatureAccumulator> partials = jsc.parallelize(parts, parts.size())
+            // reduce, not collect: the driver merges each task's accumulator as it arrives, so it holds
+            // two O(d_sae x k) accumulators at a time, not one per partition.
+            FeatureAccumulator merged = jsc.parallelize(parts, parts.size())
                     .map(part -> accumulate(conf.value().value(), cachePath, hook, dictionaryDir, part, parallelism, k))
-                    .collect();
-            FeatureAccumulator merged = partials.get(0);
-            for (int i = 1; i < partials.size(); i++) {
-                merged.merge(partials.get(i));
-            }
-            if (merged.tokens > 0 && tokenIdsMissing(partials)) {
+                    .reduce(FeatureAccumulator::merge);
+            if (merged.tokens > 0 && tokenIdsMissing(merged)) {
                 throw new IllegalArgumentException("the activation cache " + o.activations()
                         + " has no token ids (imported activations); feature windows need a cache made by `spindle cache`");
             }
@@ -139,9 +165,8 @@ public final class FeaturesJob {
                     .map(part -> windowActivations(conf.value().value(), cachePath, hook, dictionaryDir, part, parallelism,
                             wantedBroadcast.value()))
                     .collect()) {
-                for (int i = 0; i < part.keys.size(); i++) {
-                    long[] key = part.keys.get(i);
-                    windowValues.put(key[0] + ":" + key[1] + ":" + key[2], part.values.get(i));
+                for (int i = 0; i < part.size; i++) {
+                    windowValues.put(part.seqs[i] + ":" + part.positions[i] + ":" + part.features[i], part.values[i]);
                 }
             }
 
@@ -158,7 +183,8 @@ public final class FeaturesJob {
             java.nio.file.Files.createDirectories(staging);
             FeatureTables.write(staging, reports);
             NeuronpediaExport.write(staging.resolve("neuronpedia.json"), reports);
-            DashboardWriter.write(staging.resolve("dashboard"), "Spindle features: " + hook + " (" + o.dictionary() + ")", reports);
+            DashboardWriter.write(staging.resolve("dashboard"), "Spindle features: " + hook + " (" + o.dictionary() + ")", reports,
+                    evaluation, o.evaluation());
             Map<String, Object> summary = new LinkedHashMap<>();
             summary.put("dictionary", o.dictionary());
             summary.put("activations", o.activations());
@@ -183,6 +209,31 @@ public final class FeaturesJob {
         }
     }
 
+    /** The evaluation.json to show on the dashboard, read through Hadoop's FileSystem (any filesystem). */
+    static JsonNode readEvaluation(Configuration hadoop, String file) {
+        Path path = new Path(file);
+        try {
+            org.apache.hadoop.fs.FileSystem fs = path.getFileSystem(hadoop);
+            if (!fs.isFile(path)) {
+                throw new IllegalArgumentException("--evaluation " + file + " is not a file; pass the evaluation.json"
+                        + " that `spindle evaluate` wrote for this dictionary, or leave --evaluation out");
+            }
+            try (java.io.InputStream in = fs.open(path)) {
+                JsonNode node = new ObjectMapper().readTree(in);
+                if (node == null || !node.isObject()) {
+                    throw new IllegalArgumentException("--evaluation " + file + " is not a JSON object; pass an evaluation.json"
+                            + " written by `spindle evaluate`");
+                }
+                return node;
+            }
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("--evaluation " + file + " is not valid JSON (" + e.getOriginalMessage()
+                    + "); pass an evaluation.json written by `spindle evaluate`");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read --evaluation " + file + ": " + e.getMessage(), e);
+        }
+    }
+
     static String chooseHook(FeatureDictionary dictionary, ActivationManifest cache, String dir) {
         String hook = dictionary.hookName();
         if (hook == null || cache.dim(hook) < 0) {
@@ -200,13 +251,12 @@ public final class FeaturesJob {
         return hook;
     }
 
-    private static boolean tokenIdsMissing(List<FeatureAccumulator> partials) {
-        for (FeatureAccumulator a : partials) {
-            for (int f = 0; f < a.dSae; f++) {
-                for (Example e : a.top(f)) {
-                    if (e.tokenId() < 0) {
-                        return true;
-                    }
+    /** Imported caches have no token ids at all, so the merged top examples show it. */
+    private static boolean tokenIdsMissing(FeatureAccumulator a) {
+        for (int f = 0; f < a.dSae; f++) {
+            for (Example e : a.top(f)) {
+                if (e.tokenId() < 0) {
+                    return true;
                 }
             }
         }
@@ -275,8 +325,7 @@ public final class FeaturesJob {
                 int dSae = dictionary.dSae();
                 for (int r = 0; r < kept; r++) {
                     for (int f : wanted.get(seqs[r])) {
-                        out.keys.add(new long[] {seqs[r], positions[r], f});
-                        out.values.add(features[r * dSae + f]);
+                        out.add(seqs[r], positions[r], f, features[r * dSae + f]);
                     }
                 }
             }

@@ -91,6 +91,8 @@ public final class PipelineJob {
                 format(c);
                 TokenizeJob.TextSplit.parse(c.getString("split"));
                 PackedVectors.checkFloat(DType.parse(c.getString("dtype")));
+                CacheJob.Shuffle.parse(c.getString("shuffle"));
+                c.getLong("shuffle-seed");
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(where + ": " + e.getMessage());
             }
@@ -203,7 +205,9 @@ public final class PipelineJob {
                 c.getString("text-field"), c.getInt("context-size"), false, null, false, tokens, false);
         CacheJob.Options cache = new CacheJob.Options(model, tokens, hooks(plan), DType.parse(c.getString("dtype")),
                 c.getInt("batch-sequences"), c.getInt("shard-sequences"), null, c.getBoolean("skip-bos"), false,
-                activations, false, CacheJob.Fault.NONE, -1, c.getBoolean("hold-out") ? c.getInt("evaluate-sequences") : 0);
+                activations, false, CacheJob.Fault.NONE, -1, c.getBoolean("hold-out") ? c.getInt("evaluate-sequences") : 0)
+                .withShuffle(CacheJob.Shuffle.parse(c.getString("shuffle")), c.getString("shuffle").trim().equalsIgnoreCase("none")
+                        ? null : c.getLong("shuffle-seed"));
         if (plan.incremental()) {
             org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(plan.cache().toString());
             List<org.apache.hadoop.fs.FileStatus> fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus"));
@@ -249,7 +253,8 @@ public final class PipelineJob {
                 stage(progress, stageSeconds, "features " + d.name(), Files.exists(features.resolve("summary.json")), () ->
                         FeaturesJob.run(spark, new FeaturesJob.Options(dir, activations, tokens, model,
                                 c.getInt("feature-top-k"), c.getInt("feature-context"),
-                                spark.sparkContext().defaultParallelism(), features.toString(), false)));
+                                spark.sparkContext().defaultParallelism(), features.toString(), false,
+                                evaluation.resolve("evaluation.json").toString())));
             }
             summary.put(d.name(), JsonFiles.read(evaluation.resolve("evaluation.json"), Object.class));
         }

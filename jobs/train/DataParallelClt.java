@@ -30,15 +30,20 @@ public final class DataParallelClt {
         Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(outDir, resume);
         double[] inScales = prepared.scales()[0];
         double[] outScales = prepared.scales()[1];
+        long parameters = training.clt.CrossLayerTranscoder.parameterCount(config);
+        if (parameters > Integer.MAX_VALUE - 16L) {
+            // Replicas exchange the flat parameters and Adam state as one Java array each.
+            throw new IllegalArgumentException("data-parallel CLT training exchanges the parameters as one array, at most 2^31;"
+                    + " this CLT has " + parameters + ": train it with --replicas 1, or lower --features-per-layer");
+        }
         CltStep master = new CltStep(config);
         long step = 0;
         if (checkpoint.isPresent()) {
-            Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
-            RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
-            master.restore(loaded.state(), loaded.parameters(), loaded.adamState());
-            inScales = Arrays.copyOfRange(loaded.state().normalizationScales, 0, layers);
-            outScales = Arrays.copyOfRange(loaded.state().normalizationScales, layers, 2 * layers);
-            step = loaded.state().step;
+            RunFiles.checkSameConfig(Checkpoints.readState(checkpoint.get()).config, config, checkpoint.get());
+            Checkpoints.TrainerState saved = master.restoreFrom(checkpoint.get());
+            inScales = Arrays.copyOfRange(saved.normalizationScales, 0, layers);
+            outScales = Arrays.copyOfRange(saved.normalizationScales, layers, 2 * layers);
+            step = saved.step;
         } else {
             master.clt().initialize(config.seed());
         }
@@ -57,7 +62,7 @@ public final class DataParallelClt {
             Checkpoints.TrainerState state = master.capture(s, tokens, s * config.batchSize());
             state.normalizationScales = savedScales;
             state.config = RunFiles.configMap(config);
-            Checkpoints.write(outDir, state, master.parameters().toFloatVector(), master.adam().state().toFloatVector());
+            master.checkpoint(outDir, state);
         }, progress);
         TrainCltJob.export(master.clt(), inScales, outScales, settings, layers, activations, outDir);
         return new TrainCltJob.Outcome(out, steps, steps * config.batchSize(), null);

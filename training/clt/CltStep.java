@@ -140,6 +140,22 @@ public final class CltStep implements DictionaryStep {
     public void restore(Checkpoints.TrainerState state, float[] parameters, float[] adamState) {
         clt.parameters().assign(Nd4j.createFromArray(parameters).reshape(clt.parameters().shape()));
         adam.restoreState(Nd4j.createFromArray(adamState));
+        restoreStatistics(state);
+    }
+
+    /** Resumes from a checkpoint directory (sharded or not), reading the arrays in place. */
+    public Checkpoints.TrainerState restoreFrom(java.nio.file.Path checkpoint) {
+        Checkpoints.TrainerState state = Checkpoints.readInto(checkpoint, clt.parameters(), adam.state());
+        restoreStatistics(state);
+        return state;
+    }
+
+    /** Writes this step's state as a checkpoint sharded per layer (see {@link CrossLayerTranscoder#checkpointSegments}). */
+    public void checkpoint(java.nio.file.Path output, Checkpoints.TrainerState state) {
+        Checkpoints.writeSharded(output, state, clt.parameters(), adam.state(), clt.checkpointSegments());
+    }
+
+    private void restoreStatistics(Checkpoints.TrainerState state) {
         stats.restore(new FeatureStatistics.State(state.tokensSinceFired, state.intervalCounts, state.intervalTokens,
                 state.windowCounts, state.windowTokens, state.lastWindowDensity));
     }

@@ -177,18 +177,17 @@ public final class CltTrainer {
         double[] inScale;
         double[] outScale;
         if (checkpoint.isPresent()) {
-            Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
-            RunFiles.checkSameConfig(loaded.state().config, config, checkpoint.get());
-            stepper.restore(loaded.state(), loaded.parameters(), loaded.adamState());
-            step = loaded.state().step;
-            tokens = loaded.state().tokens;
-            double[] scales = loaded.state().normalizationScales;
+            RunFiles.checkSameConfig(Checkpoints.readState(checkpoint.get()).config, config, checkpoint.get());
+            Checkpoints.TrainerState saved = stepper.restoreFrom(checkpoint.get());
+            step = saved.step;
+            tokens = saved.tokens;
+            double[] scales = saved.normalizationScales;
             inScale = Arrays.copyOfRange(scales, 0, layers);
             outScale = Arrays.copyOfRange(scales, layers, 2 * layers);
-            long skip = loaded.state().dataPosition - source.position();
+            long skip = saved.dataPosition - source.position();
             if (skip < 0) {
                 throw new IllegalStateException("the activation source is already past the checkpoint's data position "
-                        + loaded.state().dataPosition + "; resume with a freshly opened source");
+                        + saved.dataPosition + "; resume with a freshly opened source");
             }
             source.skip(skip);
             RunFiles.truncateMetrics(output, step);
@@ -354,7 +353,7 @@ public final class CltTrainer {
         Checkpoints.TrainerState state = stepper.capture(step, tokens, dataPosition);
         state.normalizationScales = concat(inScale, outScale);
         state.config = RunFiles.configMap(config);
-        Checkpoints.write(output, state, stepper.parameters().toFloatVector(), stepper.adam().state().toFloatVector());
+        stepper.checkpoint(output, state);
         listeners.forEach(l -> l.onCheckpoint(step, Checkpoints.latest(output).orElse(null)));
     }
 

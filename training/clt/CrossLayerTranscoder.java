@@ -14,6 +14,7 @@ import training.sae.ColumnSums;
 import training.sae.JumpReluMath;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -113,12 +114,8 @@ public final class CrossLayerTranscoder {
         this.layers = config.layers();
         this.d = config.dModel();
         this.features = config.featuresPerLayer();
+        // ND4J arrays are long-indexed and checkpoints are sharded (checkpointSegments), so no 2^31 cap here.
         long count = parameterCount(config);
-        if (count > Integer.MAX_VALUE - 16L) {
-            // The checkpoint and the host copies use one Java array for the flat parameters.
-            throw new IllegalArgumentException("the CLT has " + count + " parameters, more than one flat array holds (2^31);"
-                    + " lower --features-per-layer or cover fewer layers");
-        }
         params = Nd4j.zeros(dtype, 1, count);
         grads = Nd4j.zeros(dtype, 1, count);
         wEnc = new INDArray[layers];
@@ -203,6 +200,28 @@ public final class CrossLayerTranscoder {
                 dec[l][t - l] = view(flat, offset, features, d);
             }
         }
+    }
+
+    /**
+     * The flat parameter array cut per layer, in layout order: each layer's encoder (W_enc, b_enc,
+     * log threshold), all decoder biases, then each source layer's decoders. Checkpoints shard along these.
+     */
+    public List<training.trainer.Checkpoints.Segment> checkpointSegments() {
+        List<training.trainer.Checkpoints.Segment> out = new java.util.ArrayList<>();
+        long offset = 0;
+        long encoder = (long) d * features + 2L * features;
+        for (int l = 0; l < layers; l++) {
+            out.add(new training.trainer.Checkpoints.Segment("layer_" + l + ".encoder", offset, encoder));
+            offset += encoder;
+        }
+        out.add(new training.trainer.Checkpoints.Segment("b_dec", offset, (long) layers * d));
+        offset += (long) layers * d;
+        for (int l = 0; l < layers; l++) {
+            long decoders = (long) (layers - l) * features * d;
+            out.add(new training.trainer.Checkpoints.Segment("layer_" + l + ".decoders", offset, decoders));
+            offset += decoders;
+        }
+        return out;
     }
 
     private static INDArray view(INDArray flat, long[] offset, long... shape) {

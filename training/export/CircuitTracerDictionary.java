@@ -186,8 +186,22 @@ public final class CircuitTracerDictionary implements training.clt.MlpTranscoder
             throw new IllegalArgumentException(st.file() + ": tensor '" + name + "' has shape " + st.info(name).shapeString()
                     + " but the other tensors imply " + Arrays.toString(shape));
         }
-        return Nd4j.createFromArray(st.floats(name)).reshape(shape);
+        long count = st.info(name).elementCount();
+        if (count <= readPartValues) {
+            return Nd4j.createFromArray(st.floats(name)).reshape(shape);
+        }
+        // Past one part (and past 2^31 values, which no Java array holds): read part by part into the array.
+        INDArray out = Nd4j.create(org.nd4j.linalg.api.buffer.DataType.FLOAT, shape);
+        INDArray flat = out.reshape(count);
+        for (long from = 0; from < count; from += readPartValues) {
+            int n = (int) Math.min(readPartValues, count - from);
+            flat.get(NDArrayIndex.interval(from, from + n)).assign(Nd4j.createFromArray(st.floats(name, from, n)));
+        }
+        return out;
     }
+
+    /** Values read at a time from a large tensor; package-private so tests can make it tiny. */
+    static long readPartValues = 1L << 26;
 
     /** Feature activations [n, F] of layer l from raw inputs [n, d]. */
     @Override

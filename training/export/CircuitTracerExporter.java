@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import training.clt.CrossLayerTranscoder;
 import training.sae.SaeConfig;
 import training.sae.SparseAutoencoder;
@@ -44,6 +45,9 @@ public final class CircuitTracerExporter {
 
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
+    /** Values per streamed part of a W_dec file; package-private so tests can make it tiny. */
+    static long exportPartValues = 1L << 26;
+
     private CircuitTracerExporter() {
     }
 
@@ -59,21 +63,31 @@ public final class CircuitTracerExporter {
             Files.createDirectories(directory);
             for (int i = 0; i < layers; i++) {
                 new SafeTensorsWriter().metadata("format", "pt")
-                        .addF32("W_enc_" + i, transposed(clt.wEnc(i), inputScales[i]), features, d)
+                        .addF32Parts("W_enc_" + i, transposedInParts(clt.wEnc(i), inputScales[i]), features, d)
                         .addF32("b_enc_" + i, SaeLensExporter.scaled(clt.bEnc(i), 1), features)
                         .addF32("b_dec_" + i, SaeLensExporter.scaled(clt.bDec(i), 1 / targetScales[i]), d)
                         .addF32("threshold_" + i, SaeLensExporter.scaled(clt.threshold(i), 1), features)
                         .write(directory.resolve("W_enc_" + i + ".safetensors"));
                 int targets = layers - i;
-                float[] dec = new float[features * targets * d];
-                for (int k = 0; k < targets; k++) {
-                    float[] block = SaeLensExporter.scaled(clt.wDec(i, i + k), 1 / targetScales[i + k]);
-                    for (int f = 0; f < features; f++) {
-                        System.arraycopy(block, f * d, dec, (f * targets + k) * d, d);
+                int source = i;
+                // [F, L - i, d] can pass 2^31 values (Gemma-2-2B shape: 981 M for layer 0 at F 16384):
+                // streamed a block of feature rows at a time.
+                int rowsPerPart = (int) Math.max(1, Math.min(features, exportPartValues / ((long) targets * d)));
+                new SafeTensorsWriter().metadata("format", "pt").addF32Parts("W_dec_" + i, sink -> {
+                    for (int f0 = 0; f0 < features; f0 += rowsPerPart) {
+                        int rows = Math.min(rowsPerPart, features - f0);
+                        float[] part = new float[rows * targets * d];
+                        for (int k = 0; k < targets; k++) {
+                            INDArray block = clt.wDec(source, source + k)
+                                    .get(NDArrayIndex.interval(f0, f0 + rows), NDArrayIndex.all());
+                            float[] values = SaeLensExporter.scaled(block, 1 / targetScales[source + k]);
+                            for (int f = 0; f < rows; f++) {
+                                System.arraycopy(values, f * d, part, (f * targets + k) * d, d);
+                            }
+                        }
+                        sink.accept(part);
                     }
-                }
-                new SafeTensorsWriter().metadata("format", "pt").addF32("W_dec_" + i, dec, features, targets, d)
-                        .write(directory.resolve("W_dec_" + i + ".safetensors"));
+                }, features, targets, d).write(directory.resolve("W_dec_" + i + ".safetensors"));
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the circuit-tracer export in " + directory + ": " + e.getMessage(), e);
@@ -257,6 +271,19 @@ public final class CircuitTracerExporter {
     }
 
     /** The transpose of a [r, c] matrix as row-major [c, r] floats, times factor. */
+    /** {@code a^T * factor} for a [d, F] encoder, a block of feature rows at a time. */
+    private static SafeTensorsWriter.FloatParts transposedInParts(INDArray a, double factor) {
+        long d = a.size(0);
+        int features = (int) a.size(1);
+        int rowsPerPart = (int) Math.max(1, Math.min(features, exportPartValues / d));
+        return sink -> {
+            for (int f0 = 0; f0 < features; f0 += rowsPerPart) {
+                int rows = Math.min(rowsPerPart, features - f0);
+                sink.accept(transposed(a.get(NDArrayIndex.all(), NDArrayIndex.interval(f0, f0 + rows)), factor));
+            }
+        };
+    }
+
     private static float[] transposed(INDArray a, double factor) {
         return SaeLensExporter.scaled(a.transpose(), factor);
     }

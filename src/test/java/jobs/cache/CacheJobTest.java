@@ -210,6 +210,84 @@ class CacheJobTest {
         }
     }
 
+    /** Adjacent rows (in reading order) from the same sequence. */
+    static int sameSequenceNeighbours(List<Long> order) {
+        int same = 0;
+        for (int i = 1; i < order.size(); i++) {
+            same += order.get(i) / 1000 == order.get(i - 1) / 1000 ? 1 : 0;
+        }
+        return same;
+    }
+
+    @Test
+    void globalShuffleIsAUniformPermutationOfEveryRowExactlyOnce() {
+        String hook = "blocks.0.hook_resid_post";
+        CacheJob.run(spark, options(List.of(hook), "global-plain"));
+        Options global = options(List.of(hook), "global").withShuffle(CacheJob.Shuffle.GLOBAL, 11L);
+        CacheJob.Result result = CacheJob.run(spark, global);
+        assertEquals(11L, result.manifest().shuffleSeed());
+        assertTrue(result.shuffleSeconds() > 0);
+        List<Long> plainOrder = new ArrayList<>();
+        List<Long> order = new ArrayList<>();
+        Map<Long, float[]> plain = readAll(work.resolve("global-plain"), hook, plainOrder);
+        Map<Long, float[]> shuffled = readAll(work.resolve("global"), hook, order);
+        assertEquals(plain.keySet(), shuffled.keySet(), "every (seq_id, pos) once (readAll fails on a duplicate)");
+        assertEquals(plainOrder.size(), order.size());
+        plain.forEach((key, v) -> assertArrayEquals(v, shuffled.get(key), "row " + key + " moved unchanged"));
+
+        // Under a uniform permutation of N rows in S sequences of L rows, the expected number of adjacent
+        // pairs from one sequence is sum n_s (n_s - 1) / N = L - 1, about Poisson: allow 4 sigma.
+        int rowsPerSequence = 32;
+        double expected = rowsPerSequence - 1;
+        int same = sameSequenceNeighbours(order);
+        assertTrue(same <= expected + 4 * Math.sqrt(expected), same + " same-sequence neighbours, chance is " + expected);
+        assertTrue(same >= expected - 4 * Math.sqrt(expected), same + " same-sequence neighbours: too few for chance, " + expected);
+        // The check tells the shuffles apart: within-shard shuffling keeps far more neighbours together.
+        List<Long> shardOrder = new ArrayList<>();
+        CacheJob.run(spark, options(List.of(hook), "shard-shuffled").withShuffle(CacheJob.Shuffle.SHARDS, 11L));
+        readAll(work.resolve("shard-shuffled"), hook, shardOrder);
+        assertTrue(sameSequenceNeighbours(shardOrder) > 2 * (expected + 4 * Math.sqrt(expected)),
+                sameSequenceNeighbours(shardOrder) + " neighbours with --shuffle shards");
+        assertTrue(sameSequenceNeighbours(plainOrder) > plainOrder.size() / 2);
+
+        // Same seed, same order; another seed, another order.
+        List<Long> again = new ArrayList<>();
+        CacheJob.run(spark, options(List.of(hook), "global-again").withShuffle(CacheJob.Shuffle.GLOBAL, 11L));
+        readAll(work.resolve("global-again"), hook, again);
+        assertEquals(order, again);
+        List<Long> other = new ArrayList<>();
+        CacheJob.run(spark, options(List.of(hook), "global-other").withShuffle(CacheJob.Shuffle.GLOBAL, 12L));
+        readAll(work.resolve("global-other"), hook, other);
+        assertNotEquals(order, other);
+    }
+
+    @Test
+    void globalShuffleRetriesAndResumesExactlyOnce() throws Exception {
+        String hook = "blocks.1.hook_resid_post";
+        for (Fault fault : List.of(Fault.BEFORE_COMMIT, Fault.AFTER_COMMIT)) {
+            String out = "global-fault-" + fault;
+            CacheJob.run(spark, options(List.of(hook), out).withShuffle(CacheJob.Shuffle.GLOBAL, 3L).withFault(fault, 1));
+            assertEquals(sequences * 32, readAll(work.resolve(out), hook, new ArrayList<>()).size(), fault + ": every row once");
+        }
+        Options broken = options(List.of(hook), "global-resumed").withShuffle(CacheJob.Shuffle.GLOBAL, 3L).withFault(Fault.ALWAYS, 2);
+        assertThrows(Exception.class, () -> CacheJob.run(spark, broken));
+        assertFalse(Files.exists(work.resolve("global-resumed")));
+        CacheJob.Result resumed = CacheJob.run(spark, options(List.of(hook), "global-resumed").withShuffle(CacheJob.Shuffle.GLOBAL, 3L));
+        assertEquals(0, resumed.computedRows(), "the model did not run again: the unshuffled shards were complete");
+        List<Long> order = new ArrayList<>();
+        assertEquals(sequences * 32, readAll(work.resolve("global-resumed"), hook, order).size());
+        List<Long> fresh = new ArrayList<>();
+        readAll(work.resolve("global-fault-BEFORE_COMMIT"), hook, fresh);
+        assertEquals(fresh, order, "a resumed shuffle gives the uninterrupted run's order");
+        assertFalse(Files.exists(work.resolve("global-resumed").resolve(CacheJob.UNSHUFFLED_DIR)), "no unshuffled copy left");
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> options(List.of(hook), "x").withShuffle(CacheJob.Shuffle.NONE, 5L));
+        assertTrue(e.getMessage().contains("--shuffle-seed 5 with --shuffle none"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> CacheJob.Shuffle.parse("globl"));
+        assertTrue(e.getMessage().contains("use none, shards or global"), e.getMessage());
+    }
+
     @Test
     void skipsBosPositions() {
         ActivationManifest m = CacheJob.run(spark, new Options(MODEL, tokens.toString(), List.of("blocks.0.hook_resid_pre"),

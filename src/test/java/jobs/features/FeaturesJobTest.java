@@ -7,6 +7,7 @@ import activations.tokenizer.TextTokenizer;
 import jobs.spark.SparkTestSession;
 import jobs.tokenize.TokenizeJob;
 import testing.HeadlessChromium;
+import training.dashboard.DashboardPages;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.sql.Row;
@@ -228,14 +229,23 @@ class FeaturesJobTest {
         features(dictionary, cache, tokens, 2, "features-xss");
         Path index = work.resolve("features-xss/dashboard/index.html");
         String html = Files.readString(index);
-        assertEquals(2, html.split("<script", -1).length - 1, "only the dashboard's own two script elements");
+        DashboardPages.assertOnlyOwnScripts(html);
         assertFalse(html.contains("alert(1)</script>"), "no raw corpus markup");
         assertFalse(html.contains("innerHTML"), "data goes in with textContent only");
-        assertTrue(html.contains("\\u003c"), "'<' in the embedded JSON is escaped");
+        Path dashboard = index.getParent();
+        for (Path data : List.of(dashboard.resolve("index/list-000.js"), dashboard.resolve("features/shard-00000.js"))) {
+            String js = Files.readString(data);
+            assertFalse(js.contains("<") || js.contains(">") || js.contains("&"), "no raw markup characters in " + data);
+            assertTrue(js.startsWith(data.getFileName().toString().startsWith("list") ? "spindleList(0,\"" : "spindleShard(0,\""),
+                    "one call with a string literal: " + js.substring(0, 40));
+        }
+        assertTrue(Files.readString(dashboard.resolve("features/shard-00000.js")).contains("\\u003c"),
+                "the corpus markup is in the shard, escaped");
 
         String dom = HeadlessChromium.dumpDom(work, index.toUri() + "#f=0");
         assertTrue(dom.contains("Feature 0"), "the script ran and rendered feature 0");
-        assertEquals(2, dom.split("<script", -1).length - 1, "no script element came from the data");
+        DashboardPages.assertOnlyOwnScripts(dom);
+        assertTrue(dom.contains("features/shard-00000.js"), "the feature's shard was loaded on demand");
         String text = dom.replaceAll("<[^>]*>", "");
         assertTrue(dom.contains("&lt;") && text.contains("script&gt;") && text.contains("alert"), "corpus markup shows as text: " + text);
         assertFalse(dom.contains("<script>alert"));

@@ -54,6 +54,8 @@ class PipelineJobTest {
                 out = "%s"
                 context-size = 32
                 shard-sequences = 8
+                shuffle = global
+                shuffle-seed = 5
                 evaluate-sequences = 4
                 feature-top-k = 3
                 feature-context = 2
@@ -76,6 +78,11 @@ class PipelineJobTest {
             assertTrue(Files.exists(out.resolve(file)), file);
         }
         assertEquals(7, ((Map<?, ?>) summary.get("stage_seconds")).size(), "tokenize, cache, 2 trainings, 2 evaluations, features");
+        assertEquals(5L, activations.table.ActivationManifest.read(new org.apache.hadoop.conf.Configuration(),
+                new org.apache.hadoop.fs.Path(out.resolve("activations").toString())).shuffleSeed(), "shuffle = global, seed 5");
+        String index = Files.readString(out.resolve("features/sae/dashboard/index.html"));
+        assertTrue(index.contains("[\"reconstruction.fvu\",") && index.contains("evaluations/sae/evaluation.json"),
+                "the SAE's evaluation is on its dashboard");
 
         ByteArrayOutputStream second = new ByteArrayOutputStream();
         Map<String, Object> again = PipelineJob.run(spark, plan, new PrintStream(second, true, StandardCharsets.UTF_8));
@@ -228,6 +235,9 @@ class PipelineJobTest {
         var dtype = assertThrows(IllegalArgumentException.class,
                 () -> PipelineJob.plan(ConfigFactory.parseString("dtype = int32").withFallback(good), "test.conf"));
         assertTrue(dtype.getMessage().contains("bfloat16, float16 or float32"), dtype.getMessage());
+        var shuffle = assertThrows(IllegalArgumentException.class,
+                () -> PipelineJob.plan(ConfigFactory.parseString("shuffle = globl").withFallback(good), "test.conf"));
+        assertTrue(shuffle.getMessage().contains("unknown shuffle 'globl'; use none, shards or global"), shuffle.getMessage());
         var incremental = assertThrows(IllegalArgumentException.class,
                 () -> PipelineJob.plan(ConfigFactory.parseString("incremental = true").withFallback(good), "test.conf"));
         assertTrue(incremental.getMessage().contains("needs a run date"), incremental.getMessage());

@@ -55,12 +55,19 @@ class CltTrainerTest {
         List<CltTrainer.Metrics> seen = new ArrayList<>();
         CltTrainer.Result straight = new CltTrainer(config(), dir.resolve("a")).listener(seen::add).train(data.source(data.rows, 1));
         assertEquals(STEPS, straight.steps());
-        CltTrainer.Result half = new CltTrainer(config(), dir.resolve("b")).train(data.source((2 + STEPS / 2) * BATCH, 1));
+        CltTrainer.Result half;
+        try (training.trainer.CheckpointShardLimit ignored = training.trainer.CheckpointShardLimit.of(100)) {
+            half = new CltTrainer(config(), dir.resolve("b")).train(data.source((2 + STEPS / 2) * BATCH, 1));
+        }
         assertEquals(STEPS / 2, half.steps());
         IllegalStateException refused = assertThrows(IllegalStateException.class,
                 () -> new CltTrainer(config(), dir.resolve("b")).train(data.source(data.rows, 1)));
         assertTrue(refused.getMessage().contains("already holds a run's checkpoint"), refused.getMessage());
-        CltTrainer.Result resumed = new CltTrainer(config(), dir.resolve("b")).resume(true).train(data.source(data.rows, 1));
+        CltTrainer.Result resumed;
+        // Resumed from checkpoints in shards of 100 values (the default is 2^28): the sharded path end to end.
+        try (training.trainer.CheckpointShardLimit ignored = training.trainer.CheckpointShardLimit.of(100)) {
+            resumed = new CltTrainer(config(), dir.resolve("b")).resume(true).train(data.source(data.rows, 1));
+        }
         assertEquals(STEPS, resumed.steps());
         float[] p1 = straight.clt().parameters().toFloatVector();
         float[] p2 = resumed.clt().parameters().toFloatVector();

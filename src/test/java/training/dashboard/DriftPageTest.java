@@ -65,7 +65,7 @@ class DriftPageTest {
 
         String index = Files.readString(newDashboard.resolve("index.html"));
         assertEquals(2, index.split("href=\"drift.html\"", -1).length, "index.html links the page exactly once");
-        assertEquals(List.of("drift.html", "index.html"),
+        assertEquals(List.of("drift.html", "features", "index", "index.html"),
                 Files.list(newDashboard).map(p -> p.getFileName().toString()).sorted().toList(), "no temp files left");
 
         String dom = HeadlessChromium.dumpDom(dir, page.toUri().toString());

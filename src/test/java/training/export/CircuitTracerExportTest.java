@@ -16,11 +16,13 @@ import training.sae.JumpReluSae;
 import training.sae.SaeConfig;
 import training.sae.SparseAutoencoder;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -110,6 +112,47 @@ class CircuitTracerExportTest {
             active += codes[t].gt(0).castTo(DataType.FLOAT).sumNumber().intValue();
         }
         assertTrue(active > ROWS, "too few active features for a meaningful check: " + active);
+    }
+
+    @Test
+    void largeTensorsAreWrittenAndReadInPartsWithTheSameResult() throws Exception {
+        CltConfig config = CltConfig.builder(L, D, F).thresholdInit(0.2).batchSize(ROWS).totalTokens(ROWS).build();
+        CrossLayerTranscoder clt = new CrossLayerTranscoder(config, DataType.FLOAT);
+        clt.initialize(7);
+        double[] in = {2.0, 0.5, 1.5};
+        double[] out = {0.25, 3.0, 1.2};
+        Path whole = dir.resolve("whole");
+        Path parts = dir.resolve("parts");
+        CircuitTracerExporter.exportCrossLayer(clt, in, out, "blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out", whole);
+        long savedExport = CircuitTracerExporter.exportPartValues;
+        long savedRead = CircuitTracerDictionary.readPartValues;
+        CircuitTracerDictionary loadedWhole;
+        CircuitTracerDictionary loadedParts;
+        try {
+            // A few feature rows per written part (and one row when a row alone is over the size), 5 values per read.
+            CircuitTracerExporter.exportPartValues = 3L * D;
+            CircuitTracerDictionary.readPartValues = 5;
+            CircuitTracerExporter.exportCrossLayer(clt, in, out, "blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out", parts);
+            loadedParts = CircuitTracerDictionary.load(parts);
+        } finally {
+            CircuitTracerExporter.exportPartValues = savedExport;
+            CircuitTracerDictionary.readPartValues = savedRead;
+        }
+        loadedWhole = CircuitTracerDictionary.load(whole);
+        for (int i = 0; i < L; i++) {
+            for (String file : List.of("W_enc_" + i + ".safetensors", "W_dec_" + i + ".safetensors")) {
+                assertArrayEquals(Files.readAllBytes(whole.resolve(file)), Files.readAllBytes(parts.resolve(file)), file + " byte for byte");
+            }
+            assertEquals(loadedWhole.encode(i, Nd4j.ones(DataType.FLOAT, 2, D)), loadedParts.encode(i, Nd4j.ones(DataType.FLOAT, 2, D)));
+            for (int t = i; t < L; t++) {
+                assertEquals(loadedWhole.wDec(i, t), loadedParts.wDec(i, t), "W_dec " + i + " -> " + t);
+            }
+            assertEquals(loadedWhole.threshold(i), loadedParts.threshold(i));
+        }
+        try (SafeTensors st = SafeTensors.open(whole.resolve("W_dec_0.safetensors"))) {
+            float[] all = st.floats("W_dec_0");
+            assertArrayEquals(java.util.Arrays.copyOfRange(all, 7, 20), st.floats("W_dec_0", 7, 13), "a range read");
+        }
     }
 
     @Test
