@@ -89,7 +89,7 @@ public final class TransformerModel {
         for (HookPoint hook : request.touched()) {
             if (hook.kind().perLayer) {
                 lastLayer = Math.max(lastLayer, hook.layer());
-            } else if (hook.kind() == Kind.LN_FINAL_NORMALIZED || hook.kind() == Kind.LOGITS) {
+            } else if (hook.kind() == Kind.LN_FINAL_SCALE || hook.kind() == Kind.LN_FINAL_NORMALIZED || hook.kind() == Kind.LOGITS) {
                 needFinal = true;
                 lastLayer = config.nLayers() - 1;
             }
@@ -103,7 +103,7 @@ public final class TransformerModel {
             layer(l, weights.layers.get(l), pass);
         }
         if (needFinal) {
-            normalize(b.resid, b.normed, b.rows);
+            normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN_FINAL_SCALE, -1));
             pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
             applyGain(b.normed, weights.finalNorm, b.rows);
             // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
@@ -182,17 +182,17 @@ public final class TransformerModel {
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
 
-        normalize(b.resid, b.normed, b.rows);
+        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN1_SCALE, l));
         pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm1(), b.rows);
         linear(w.qkv(), b.normed, b.qkv);
-        attention(l, b);
+        attention(l, b, pass);
         linear(w.attnOut(), b.merged, b.attnOut);
         pass.visit(new HookPoint(Kind.ATTN_OUT, l), b.attnOut);
         b.resid.array.addi(b.attnOut.array);
         pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
 
-        normalize(b.resid, b.normed, b.rows);
+        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN2_SCALE, l));
         pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm2(), b.rows);
         linear(w.mlpIn(), b.normed, b.mlpIn);
@@ -205,7 +205,7 @@ public final class TransformerModel {
     }
 
     /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
-    private void attention(int layer, Buffers b) {
+    private void attention(int layer, Buffers b, Pass pass) {
         int heads = config.nHeads();
         int headDim = config.headDim();
         int group = heads / config.nKvHeads();
@@ -268,6 +268,7 @@ public final class TransformerModel {
                 }
             }
         });
+        pass.visit(new HookPoint(Kind.ATTN_PATTERN, layer), b.pattern);
 
         Nd4j.matmul(b.scores.array, b.v.array, b.context.array, false, false, false);
 
@@ -380,13 +381,22 @@ public final class TransformerModel {
         return (float) (0.5 * x * (1.0 + tanh));
     }
 
-    /** Normalizes each row without its gain: RMSNorm (Llama) or LayerNorm (GPT-2). */
-    private void normalize(Tensor in, Tensor out, int rows) {
+    /**
+     * Normalizes each row without its gain: RMSNorm (Llama) or LayerNorm (GPT-2). When the pass
+     * touches {@code scaleHook} the divisor sqrt(var + eps) of each row goes through it first, so
+     * a replaced scale (frozen norms) is the one applied.
+     */
+    private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook) {
         boolean layerNorm = config.family() == ModelConfig.Family.GPT2;
         int d = config.dModel();
         FloatBuffer x = in.view;
         FloatBuffer y = out.view;
         double eps = config.normEps();
+        FloatBuffer scale = pass.request.touches(scaleHook) ? pass.buffers.scale.view : null;
+        if (scale != null) {
+            ParallelLoops.forEach(rows, r -> scale.put(r, (float) rowScale(x, r * d, d, layerNorm, eps)));
+            pass.visit(scaleHook, pass.buffers.scale);
+        }
         ParallelLoops.forEach(rows, r -> {
             int base = r * d;
             double mean = 0;
@@ -401,11 +411,24 @@ public final class TransformerModel {
                 double c = x.get(base + i) - mean;
                 squares += c * c;
             }
-            double inv = 1.0 / Math.sqrt(squares / d + eps);
+            double inv = scale == null ? 1.0 / Math.sqrt(squares / d + eps) : 1.0 / scale.get(r);
             for (int i = 0; i < d; i++) {
                 y.put(base + i, (float) ((x.get(base + i) - mean) * inv));
             }
         });
+    }
+
+    private static double rowScale(FloatBuffer x, int base, int d, boolean layerNorm, double eps) {
+        double mean = 0;
+        for (int i = 0; layerNorm && i < d; i++) {
+            mean += x.get(base + i) / (double) d;
+        }
+        double squares = 0;
+        for (int i = 0; i < d; i++) {
+            double c = x.get(base + i) - mean;
+            squares += c * c;
+        }
+        return Math.sqrt(squares / d + eps);
     }
 
     private static void applyGain(Tensor t, Norm norm, int rows) {
@@ -442,6 +465,13 @@ public final class TransformerModel {
             view = array.data().asNioFloat();
             width = (int) shape[shape.length - 1];
         }
+
+        /** The same memory seen with another row width (attention patterns: heads * seqLen per row). */
+        Tensor(Tensor same, int width) {
+            array = same.array;
+            view = same.view;
+            this.width = width;
+        }
     }
 
     /** Scratch for one (batch, seqLen) shape, reused across passes of the same shape. */
@@ -463,6 +493,8 @@ public final class TransformerModel {
         final Tensor mlpHidden;
         final Tensor mlpOut;
         final Tensor logits;
+        final Tensor pattern; // scores after softmax, [batch, heads, q, k] as rows of heads * seqLen
+        final Tensor scale; // one norm's divisor per row
 
         Buffers(ModelConfig c, int batch, int seqLen, boolean withLogits) {
             this.batch = batch;
@@ -484,6 +516,8 @@ public final class TransformerModel {
             mlpHidden = gated ? new Tensor(rows, c.dMlp()) : null;
             mlpOut = new Tensor(rows, c.dModel());
             logits = withLogits ? new Tensor(rows, c.vocabSize()) : null;
+            pattern = new Tensor(scores, c.nHeads() * seqLen);
+            scale = new Tensor(rows, 1);
         }
 
         boolean fits(int batch, int seqLen, boolean withLogits) {

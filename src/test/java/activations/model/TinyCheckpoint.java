@@ -13,7 +13,7 @@ import java.util.Map;
 import java.util.Random;
 
 /** Writes small random checkpoints in Hugging Face layout (config.json + model.safetensors). */
-final class TinyCheckpoint implements ReferenceTransformer.Spec {
+public final class TinyCheckpoint implements ReferenceTransformer.Spec {
 
     final boolean gpt2;
     final int d;
@@ -44,7 +44,7 @@ final class TinyCheckpoint implements ReferenceTransformer.Spec {
         this.window = window;
     }
 
-    static TinyCheckpoint gpt2(int d, int layers, int heads, int vocab, int positions, long seed) {
+    public static TinyCheckpoint gpt2(int d, int layers, int heads, int vocab, int positions, long seed) {
         TinyCheckpoint c = new TinyCheckpoint(true, d, layers, heads, heads, 4 * d, vocab, positions, true, true, 0);
         Random r = new Random(seed);
         c.put("transformer.wte.weight", r, 0.5, vocab, d);
@@ -70,7 +70,7 @@ final class TinyCheckpoint implements ReferenceTransformer.Spec {
     }
 
     /** A Llama-block model; qkvBias and untied embeddings make it Qwen2-like, window Mistral-like. */
-    static TinyCheckpoint llama(int d, int layers, int heads, int kvHeads, int dMlp, int vocab, int positions,
+    public static TinyCheckpoint llama(int d, int layers, int heads, int kvHeads, int dMlp, int vocab, int positions,
                                 boolean qkvBias, boolean tied, int window, long seed) {
         TinyCheckpoint c = new TinyCheckpoint(false, d, layers, heads, kvHeads, dMlp, vocab, positions, qkvBias, tied, window);
         Random r = new Random(seed);
@@ -157,7 +157,7 @@ final class TinyCheckpoint implements ReferenceTransformer.Spec {
         return shapes.get(name).clone();
     }
 
-    Path write(Path dir) {
+    public Path write(Path dir) {
         return write(dir, n -> n);
     }
 
