@@ -59,6 +59,29 @@ public final class TransformerModel {
     }
 
     /**
+     * The linear maps a backward pass through the frozen model needs (attribution graphs), oriented
+     * {@code x @ W}: layer l's value projection [d, kvDim] (the q|k|v columns of v) and output
+     * projection [qDim, d], and both norms' gains. Read-only views of the weights.
+     */
+    public record FrozenLayer(INDArray value, INDArray output, float[] norm1Gain, float[] norm2Gain) {
+    }
+
+    public FrozenLayer frozenLayer(int layer) {
+        Layer w = weights.layers.get(layer);
+        INDArray qkv = w.qkv().transposed() ? w.qkv().weight().transpose() : w.qkv().weight();
+        int from = config.qDim() + config.kvDim();
+        INDArray value = qkv.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                org.nd4j.linalg.indexing.NDArrayIndex.interval(from, from + config.kvDim()));
+        INDArray output = w.attnOut().transposed() ? w.attnOut().weight().transpose() : w.attnOut().weight();
+        return new FrozenLayer(value, output, w.norm1().gain().clone(), w.norm2().gain().clone());
+    }
+
+    /** The token embedding matrix [vocab, d] (read-only). */
+    public INDArray tokenEmbedding() {
+        return weights.tokenEmbedding;
+    }
+
+    /**
      * Runs {@code tokens} (batch x seqLen, equal lengths) and returns the captured hooks. Positions
      * start at 0 in every sequence.
      */
