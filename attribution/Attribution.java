@@ -22,7 +22,7 @@ import java.util.List;
 public final class Attribution {
 
     /** Logit targets: the most probable tokens covering {@code logitMass}, at most {@code maxLogits}. */
-    public record Options(int maxLogits, double logitMass, int batchSize) {
+    public record Options(int maxLogits, double logitMass, int batchSize) implements java.io.Serializable {
         public static final Options DEFAULTS = new Options(10, 0.95, 256);
 
         public Options {

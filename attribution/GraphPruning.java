@@ -19,7 +19,7 @@ import java.util.Arrays;
 public final class GraphPruning {
 
     /** Which nodes and edges ({@code target * n + source}) survive, and each node's cumulative influence share. */
-    public record Pruned(boolean[] nodes, boolean[] edges, double[] cumulativeInfluence, int keptNodes, int keptEdges) {
+    public record Pruned(boolean[] nodes, boolean[] edges, double[] influence, double[] cumulativeInfluence, int keptNodes, int keptEdges) {
     }
 
     public record Scores(double replacement, double completeness) {
@@ -99,7 +99,7 @@ public final class GraphPruning {
         for (boolean e : edges) {
             keptEdges += e ? 1 : 0;
         }
-        return new Pruned(keep, edges, cumulativeShares(influence), keptNodes, keptEdges);
+        return new Pruned(keep, edges, influence, cumulativeShares(influence), keptNodes, keptEdges);
     }
 
     /** Scores of the unpruned graph. */

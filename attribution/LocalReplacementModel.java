@@ -113,7 +113,7 @@ public final class LocalReplacementModel {
     }
 
     /** The transcoders must cover every layer, read a supported MLP-input hook and match d_model. */
-    static void checkCompatible(ModelConfig config, CircuitTracerDictionary transcoder) {
+    public static void checkCompatible(ModelConfig config, CircuitTracerDictionary transcoder) {
         String in = transcoder.featureInputHook();
         if (!in.equals(Kind.LN2_NORMALIZED.suffix) && !in.equals(Kind.RESID_MID.suffix)) {
             throw new IllegalArgumentException("the transcoders read '" + in + "'; attribution needs transcoders on the MLP input "
