@@ -85,8 +85,15 @@ public final class AttributeJob {
     private AttributeJob() {
     }
 
-    public static Result run(SparkSession spark, Options o) {
-        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+    /** What a run needs, checked before any Spark work: the prompts and the dashboard link. */
+    public record Plan(List<Prompt> prompts, String dashboard, Attribution.Options attribution) {
+    }
+
+    /**
+     * Checks everything that can be checked on the driver, so bad input fails in one line before a
+     * task starts: options, the prompt file, transcoders against the model, each prompt's length.
+     */
+    public static Plan prepare(Configuration hadoop, Options o) {
         if ((o.text() == null) == (o.prompts() == null)) {
             throw new IllegalArgumentException("give exactly one of --text or --prompts");
         }
@@ -94,18 +101,46 @@ public final class AttributeJob {
             throw new IllegalArgumentException("--prompts-per-task must be at least 1");
         }
         Attribution.Options attribution = new Attribution.Options(o.maxLogits(), o.logitMass(), o.batchSize());
-        for (String[] t : new String[][] {{"--node-threshold", String.valueOf(o.nodeThreshold())},
-                {"--edge-threshold", String.valueOf(o.edgeThreshold())}}) {
-            double v = Double.parseDouble(t[1]);
-            if (!(v >= 0 && v <= 1)) {
-                throw new IllegalArgumentException(t[0] + " must be between 0 and 1, got " + t[1]);
+        checkThreshold("--node-threshold", o.nodeThreshold());
+        checkThreshold("--edge-threshold", o.edgeThreshold());
+        List<Prompt> prompts;
+        if (o.text() != null) {
+            if (o.text().isBlank()) {
+                throw new IllegalArgumentException("--text is empty; give the prompt some text");
+            }
+            prompts = List.of(new Prompt("prompt", o.text()));
+        } else {
+            prompts = readPrompts(hadoop, o.prompts());
+        }
+        java.nio.file.Path modelDir = ExecutorResources.localDirectory(o.model());
+        if (!Files.isRegularFile(modelDir.resolve("config.json"))) {
+            throw new IllegalArgumentException("--model " + o.model() + " has no config.json; point at a Hugging Face model directory");
+        }
+        ModelConfig config = ModelConfig.load(modelDir);
+        LocalReplacementModel.checkCompatible(config, ExecutorDictionaries.transcoder(o.transcoders()));
+        var tokenizer = ExecutorResources.tokenizer(o.model());
+        for (Prompt p : prompts) {
+            int n = tokenizer.encode(p.text(), true).length;
+            if (n > config.maxPositions()) {
+                throw new IllegalArgumentException("prompt '" + p.slug() + "' has " + n + " tokens but the model's context is "
+                        + config.maxPositions() + "; shorten it");
             }
         }
-        List<Prompt> prompts = o.text() != null ? List.of(new Prompt("prompt", o.text())) : readPrompts(hadoop, o.prompts());
-        // Fail on the driver, before any task: transcoders that do not fit the model.
-        CircuitTracerDictionary transcoder = ExecutorDictionaries.transcoder(o.transcoders());
-        LocalReplacementModel.checkCompatible(ModelConfig.load(ExecutorResources.localDirectory(o.model())), transcoder);
-        String dashboard = dashboardLink(o.features(), o.out());
+        return new Plan(prompts, dashboardLink(o.features(), o.out()), attribution);
+    }
+
+    private static void checkThreshold(String option, double v) {
+        if (!(v >= 0 && v <= 1)) {
+            throw new IllegalArgumentException(option + " must be between 0 and 1, got " + v);
+        }
+    }
+
+    public static Result run(SparkSession spark, Options o) {
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        Plan plan = prepare(hadoop, o);
+        List<Prompt> prompts = plan.prompts();
+        String dashboard = plan.dashboard();
+        Attribution.Options attribution = plan.attribution();
         OutputDirectory out = OutputDirectory.begin(hadoop, o.out(), SUMMARY, o.overwrite());
         try {
             String staging = out.staging().toString();

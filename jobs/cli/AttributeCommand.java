@@ -66,6 +66,7 @@ public final class AttributeCommand implements Callable<Integer> {
     public Integer call() {
         AttributeJob.Options options = new AttributeJob.Options(model, transcoders, text, prompts, out, nodeThreshold, edgeThreshold,
                 maxLogits, logitMass, batchSize, promptsPerTask, features, overwrite);
+        AttributeJob.prepare(new org.apache.hadoop.conf.Configuration(), options); // bad input fails before Spark starts
         SparkSession spark = SparkSessions.create("spindle attribute", master);
         try {
             AttributeJob.Result r = AttributeJob.run(spark, options);
