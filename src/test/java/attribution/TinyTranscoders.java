@@ -9,13 +9,13 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /** Random transcoders in circuit-tracer's layouts, JumpReLU thresholds included, written for the tests. */
-final class TinyTranscoders {
+public final class TinyTranscoders {
 
     private TinyTranscoders() {
     }
 
     /** A cross-layer transcoder (W_enc_i / W_dec_i files) over {@code layers} layers of width d. */
-    static Path crossLayer(Path dir, int layers, int d, int features, String inputHook, long seed) {
+    public static Path crossLayer(Path dir, int layers, int d, int features, String inputHook, long seed) {
         Random r = new Random(seed);
         for (int i = 0; i < layers; i++) {
             new SafeTensorsWriter()
@@ -33,7 +33,7 @@ final class TinyTranscoders {
     }
 
     /** A per-layer transcoder set (layer_i files) with JumpReLU thresholds and, optionally, skip connections. */
-    static Path set(Path dir, int layers, int d, int features, String inputHook, boolean skip, long seed) {
+    public static Path set(Path dir, int layers, int d, int features, String inputHook, boolean skip, long seed) {
         Random r = new Random(seed);
         for (int i = 0; i < layers; i++) {
             SafeTensorsWriter w = new SafeTensorsWriter()
@@ -51,7 +51,7 @@ final class TinyTranscoders {
         return dir;
     }
 
-    static void config(Path dir, String kind, String inputHook, int layers, int d, int features, String activation) {
+    public static void config(Path dir, String kind, String inputHook, int layers, int d, int features, String activation) {
         String yaml = "model_kind: \"" + kind + "\"\nfeature_input_hook: \"" + inputHook + "\"\nfeature_output_hook: \"hook_mlp_out\"\n"
                 + "n_layers: " + layers + "\nd_model: " + d + "\nd_transcoder: " + features + "\nactivation: \"" + activation + "\"\n";
         try {
