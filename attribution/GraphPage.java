@@ -69,7 +69,8 @@ public final class GraphPage {
             const pos = {};
             Object.values(cells).forEach(list => {
               list.sort((a, b) => (a.influence ?? 0) - (b.influence ?? 0));
-              const step = Math.max(3, Math.min(9, Math.sqrt((colW - 12) * (rowH - 20) / list.length)));
+              const step = Math.max(2, Math.min(9, 0.85 * Math.sqrt((colW - 12) * (rowH - 24) / list.length)));
+              list.forEach(n => { n._r = Math.min(3.5, step / 2.2); });
               const per = Math.max(1, Math.floor((colW - 12) / step));
               list.forEach((n, i) => {
                 const x = left + n.ctx_idx * colW + 8 + (i % per) * step;
@@ -104,7 +105,7 @@ public final class GraphPage {
             data.nodes.forEach(n => {
               const [x, y] = pos[n.node_id];
               let shape;
-              if (n.feature_type === 'cross layer transcoder') shape = el('circle', {cx: x, cy: y, r: 3.5, fill: '#f59e0b', class: 'node feature'}, shapes);
+              if (n.feature_type === 'cross layer transcoder') shape = el('circle', {cx: x, cy: y, r: n._r, fill: '#f59e0b', class: 'node feature'}, shapes);
               else if (n.feature_type === 'mlp reconstruction error') shape = el('rect', {x: x - 3, y: y - 3, width: 6, height: 6, fill: '#9ca3af', class: 'node error'}, shapes);
               else if (n.feature_type === 'embedding') shape = el('rect', {x: x - 4, y: y - 4, width: 8, height: 8, fill: '#10b981', class: 'node embedding'}, shapes);
               else { shape = el('rect', {x: x - 4, y: y - 4, width: 8, height: 8, fill: '#6366f1', class: 'node logit'}, shapes);
