@@ -54,5 +54,7 @@ class AttributeCommandTest {
                 "--out", dir.resolve("o4").toString()), "line 2 is not JSON");
         assertOneLine(CliRun.spindle("attribute", "--model", MODEL, "--transcoders", clt.toString(), "--text", "Once",
                 "--node-threshold", "1.5", "--out", dir.resolve("o5").toString()), "--node-threshold must be between 0 and 1");
+        assertOneLine(CliRun.spindle("attribute", "--model", MODEL, "--transcoders", clt.toString(), "--text", "Once",
+                "--features", dir.toString(), "--out", dir.resolve("o6").toString()), "has no dashboard/index.html");
     }
 }
