@@ -114,6 +114,11 @@ public final class LocalReplacementModel {
 
     /** The transcoders must cover every layer, read a supported MLP-input hook and match d_model. */
     public static void checkCompatible(ModelConfig config, CircuitTracerDictionary transcoder) {
+        // The backward pass knows the Llama-family and GPT-2 blocks; others (post-norms, parallel residuals) are refused.
+        if (config.family() != ModelConfig.Family.LLAMA && config.family() != ModelConfig.Family.GPT2) {
+            throw new IllegalArgumentException("attribution graphs support Llama-family and GPT-2 models; "
+                    + config.architecture() + " is not supported yet");
+        }
         String in = transcoder.featureInputHook();
         if (!in.equals(Kind.LN2_NORMALIZED.suffix) && !in.equals(Kind.RESID_MID.suffix)) {
             throw new IllegalArgumentException("the transcoders read '" + in + "'; attribution needs transcoders on the MLP input "
