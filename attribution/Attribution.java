@@ -61,9 +61,12 @@ public final class Attribution {
         int tokenStart = errorStart + layers * t;
         int logitStart = tokenStart + t;
         int n = logitStart + logitTokens.length;
-        if (n > MAX_NODES) {
-            throw new IllegalArgumentException("the prompt's graph has " + n + " nodes (" + nFeatures + " active features), more than the "
-                    + MAX_NODES + " held at once; shorten the prompt");
+        // Dense n x n floats, about six copies at once while pruning and scoring.
+        double needGiB = 6.0 * 4 * n * (double) n / (1L << 30);
+        double haveGiB = Runtime.getRuntime().maxMemory() / (double) (1L << 30);
+        if (n > MAX_NODES || needGiB > haveGiB) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "the prompt's graph has %d nodes (%d active features), "
+                    + "needing about %.1f GiB of the %.1f GiB heap; shorten the prompt or give the JVM more memory", n, nFeatures, needGiB, haveGiB));
         }
         float[] adjacency = new float[n * n];
 
