@@ -25,21 +25,34 @@ public record HookPoint(Kind kind, int layer) {
         EMBED("hook_embed", false),
         POS_EMBED("hook_pos_embed", false),
         RESID_PRE("hook_resid_pre", true),
+        LN1_SCALE("ln1.hook_scale", true),
         LN1_NORMALIZED("ln1.hook_normalized", true),
+        ATTN_PATTERN("attn.hook_pattern", true),
         LN1_POST_NORMALIZED("ln1_post.hook_normalized", true),
         ATTN_OUT("hook_attn_out", true),
         RESID_MID("hook_resid_mid", true),
+        LN2_SCALE("ln2.hook_scale", true),
         LN2_NORMALIZED("ln2.hook_normalized", true),
         MLP_IN("mlp.hook_in", true),
         MLP_POST("mlp.hook_post", true),
         LN2_POST_NORMALIZED("ln2_post.hook_normalized", true),
         MLP_OUT("hook_mlp_out", true),
         RESID_POST("hook_resid_post", true),
+        LN_FINAL_SCALE("ln_final.hook_scale", false),
         LN_FINAL_NORMALIZED("ln_final.hook_normalized", false),
         LOGITS("logits", false);
 
         public final String suffix;
         public final boolean perLayer;
+
+        /**
+         * What the frozen (local replacement) model fixes: norm divisors sqrt(var + eps), one per
+         * row, and attention patterns {@code [batch, heads, q, k]} (rows of heads * seqLen, so
+         * {@code ForwardResult.row} does not apply). Left out of {@link #all}: not activations to cache.
+         */
+        public boolean frozenState() {
+            return this == LN1_SCALE || this == ATTN_PATTERN || this == LN2_SCALE || this == LN_FINAL_SCALE;
+        }
 
         Kind(String suffix, boolean perLayer) {
             this.suffix = suffix;
@@ -62,6 +75,9 @@ public record HookPoint(Kind kind, int layer) {
     public int dim(ModelConfig config) {
         switch (kind) {
             case MLP_POST: return config.dMlp();
+            case LN1_SCALE: case LN2_SCALE: case LN_FINAL_SCALE: return 1;
+            case ATTN_PATTERN: throw new IllegalArgumentException(name() + " is [heads, q, k] per sequence, not a vector per"
+                    + " position; capture it with a forward request, it cannot be cached");
             case LOGITS: return config.vocabSize();
             default: return config.dModel();
         }
@@ -117,13 +133,13 @@ public record HookPoint(Kind kind, int layer) {
     public static List<HookPoint> all(ModelConfig config) {
         List<HookPoint> hooks = new ArrayList<>();
         for (Kind kind : Kind.values()) {
-            if (!kind.perLayer && kind.ordinal() < Kind.RESID_PRE.ordinal() && available(kind, config)) {
+            if (!kind.perLayer && kind.ordinal() < Kind.RESID_PRE.ordinal() && available(kind, config) && !kind.frozenState()) {
                 hooks.add(new HookPoint(kind, -1));
             }
         }
         for (int l = 0; l < config.nLayers(); l++) {
             for (Kind kind : Kind.values()) {
-                if (kind.perLayer && available(kind, config)) {
+                if (kind.perLayer && available(kind, config) && !kind.frozenState()) {
                     hooks.add(new HookPoint(kind, l));
                 }
             }

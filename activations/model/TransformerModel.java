@@ -69,6 +69,29 @@ public final class TransformerModel {
     }
 
     /**
+     * The linear maps a backward pass through the frozen model needs (attribution graphs), oriented
+     * {@code x @ W}: layer l's value projection [d, kvDim] (the q|k|v columns of v) and output
+     * projection [qDim, d], and both norms' gains. Read-only views of the weights.
+     */
+    public record FrozenLayer(INDArray value, INDArray output, float[] norm1Gain, float[] norm2Gain) {
+    }
+
+    public FrozenLayer frozenLayer(int layer) {
+        Layer w = weights.layers.get(layer);
+        INDArray qkv = w.qkv().transposed() ? w.qkv().weight().transpose() : w.qkv().weight();
+        int from = config.qDim() + config.kvDim();
+        INDArray value = qkv.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                org.nd4j.linalg.indexing.NDArrayIndex.interval(from, from + config.kvDim()));
+        INDArray output = w.attnOut().transposed() ? w.attnOut().weight().transpose() : w.attnOut().weight();
+        return new FrozenLayer(value, output, w.norm1().gain().clone(), w.norm2().gain().clone());
+    }
+
+    /** The token embedding matrix [vocab, d] (read-only). */
+    public INDArray tokenEmbedding() {
+        return weights.tokenEmbedding;
+    }
+
+    /**
      * Runs {@code tokens} (batch x seqLen, equal lengths) and returns the captured hooks. Positions
      * start at 0 in every sequence.
      */
@@ -99,7 +122,7 @@ public final class TransformerModel {
         for (HookPoint hook : request.touched()) {
             if (hook.kind().perLayer) {
                 lastLayer = Math.max(lastLayer, hook.layer());
-            } else if (hook.kind() == Kind.LN_FINAL_NORMALIZED || hook.kind() == Kind.LOGITS) {
+            } else if (hook.kind() == Kind.LN_FINAL_SCALE || hook.kind() == Kind.LN_FINAL_NORMALIZED || hook.kind() == Kind.LOGITS) {
                 needFinal = true;
                 lastLayer = config.nLayers() - 1;
             }
@@ -121,7 +144,7 @@ public final class TransformerModel {
     /** The final norm (its hook, then its gain) and, when asked, the unembedding with the final soft-cap. */
     private void finalNormAndHead(Pass pass, boolean wantLogits) {
         Buffers b = pass.buffers;
-        normalize(b.resid, b.normed, b.rows);
+        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN_FINAL_SCALE, -1));
         pass.visit(new HookPoint(Kind.LN_FINAL_NORMALIZED, -1), b.normed);
         applyGain(b.normed, weights.finalNorm, b.rows);
         // Not b.logits != null: a reused buffer may have room for logits this pass does not want.
@@ -208,7 +231,7 @@ public final class TransformerModel {
         Tensor normed = new Tensor(rows, d);
         Tensor logits = new Tensor(rows, config.vocabSize());
         in.view.put(0, residual);
-        normalize(in, normed, rows);
+        normalize(in, normed, rows, null, null);
         applyGain(normed, weights.finalNorm, rows);
         linear(weights.unembed, normed, logits);
         softcap(logits, rows, config.finalSoftcap());
@@ -267,18 +290,18 @@ public final class TransformerModel {
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
 
-        normalize(b.resid, b.normed, b.rows);
+        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN1_SCALE, l));
         pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm1(), b.rows);
         linear(w.qkv(), b.normed, b.qkv);
         if (pass.cache == null) {
-            attention(l, b);
+            attention(l, b, pass);
         } else {
             cachedAttention(l, pass);
         }
         linear(w.attnOut(), b.merged, b.attnOut);
         if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
-            normalize(b.attnOut, b.attnOut, b.rows);
+            normalize(b.attnOut, b.attnOut, b.rows, pass, null);
             pass.visit(new HookPoint(Kind.LN1_POST_NORMALIZED, l), b.attnOut);
             applyGain(b.attnOut, w.postAttnNorm(), b.rows);
         }
@@ -288,7 +311,7 @@ public final class TransformerModel {
             pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
         } // else (GPT-NeoX) the MLP also reads the block input and both outputs are added at the end
 
-        normalize(b.resid, b.normed, b.rows);
+        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN2_SCALE, l));
         pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm2(), b.rows);
         pass.visit(new HookPoint(Kind.MLP_IN, l), b.normed);
@@ -297,7 +320,7 @@ public final class TransformerModel {
         pass.visit(new HookPoint(Kind.MLP_POST, l), hidden);
         linear(w.mlpOut(), hidden, b.mlpOut);
         if (w.postMlpNorm() != null) {
-            normalize(b.mlpOut, b.mlpOut, b.rows);
+            normalize(b.mlpOut, b.mlpOut, b.rows, pass, null);
             pass.visit(new HookPoint(Kind.LN2_POST_NORMALIZED, l), b.mlpOut);
             applyGain(b.mlpOut, w.postMlpNorm(), b.rows);
         }
@@ -319,7 +342,7 @@ public final class TransformerModel {
         return (float) scale;
     }
 
-    private void attention(int layer, Buffers b) {
+    private void attention(int layer, Buffers b, Pass pass) {
         int heads = config.nHeads();
         int headDim = config.headDim();
         int group = heads / config.nKvHeads();
@@ -385,6 +408,7 @@ public final class TransformerModel {
                 }
             }
         });
+        pass.visit(new HookPoint(Kind.ATTN_PATTERN, layer), b.pattern);
 
         Nd4j.matmul(b.scores.array, b.v.array, b.context.array, false, false, false);
 
@@ -623,13 +647,22 @@ public final class TransformerModel {
         return (float) (0.5 * x * (1.0 + tanh));
     }
 
-    /** Normalizes each row without its gain: RMSNorm (Llama, Gemma) or LayerNorm (GPT-2, GPT-NeoX); in == out is fine. */
-    private void normalize(Tensor in, Tensor out, int rows) {
+    /**
+     * Normalizes each row without its gain: RMSNorm (Llama, Gemma) or LayerNorm (GPT-2, GPT-NeoX). When the pass
+     * touches {@code scaleHook} the divisor sqrt(var + eps) of each row goes through it first, so
+     * a replaced scale (frozen norms) is the one applied.
+     */
+    private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook) {
         boolean layerNorm = config.norm() == ModelConfig.NormKind.LAYER;
         int d = config.dModel();
         FloatBuffer x = in.view;
         FloatBuffer y = out.view;
         double eps = config.normEps();
+        FloatBuffer scale = scaleHook != null && pass.request.touches(scaleHook) ? pass.buffers.scale.view : null;
+        if (scale != null) {
+            ParallelLoops.forEach(rows, r -> scale.put(r, (float) rowScale(x, r * d, d, layerNorm, eps)));
+            pass.visit(scaleHook, pass.buffers.scale);
+        }
         ParallelLoops.forEach(rows, r -> {
             int base = r * d;
             double mean = 0;
@@ -644,11 +677,24 @@ public final class TransformerModel {
                 double c = x.get(base + i) - mean;
                 squares += c * c;
             }
-            double inv = 1.0 / Math.sqrt(squares / d + eps);
+            double inv = scale == null ? 1.0 / Math.sqrt(squares / d + eps) : 1.0 / scale.get(r);
             for (int i = 0; i < d; i++) {
                 y.put(base + i, (float) ((x.get(base + i) - mean) * inv));
             }
         });
+    }
+
+    private static double rowScale(FloatBuffer x, int base, int d, boolean layerNorm, double eps) {
+        double mean = 0;
+        for (int i = 0; layerNorm && i < d; i++) {
+            mean += x.get(base + i) / (double) d;
+        }
+        double squares = 0;
+        for (int i = 0; i < d; i++) {
+            double c = x.get(base + i) - mean;
+            squares += c * c;
+        }
+        return Math.sqrt(squares / d + eps);
     }
 
     private static void applyGain(Tensor t, Norm norm, int rows) {
@@ -685,6 +731,13 @@ public final class TransformerModel {
             view = array.data().asNioFloat();
             width = (int) shape[shape.length - 1];
         }
+
+        /** The same memory seen with another row width (attention patterns: heads * seqLen per row). */
+        Tensor(Tensor same, int width) {
+            array = same.array;
+            view = same.view;
+            this.width = width;
+        }
     }
 
     /** Scratch for one (batch, seqLen) shape, reused across passes of the same shape. */
@@ -706,6 +759,8 @@ public final class TransformerModel {
         final Tensor mlpHidden;
         final Tensor mlpOut;
         final Tensor logits;
+        final Tensor pattern; // scores after softmax, [batch, heads, q, k] as rows of heads * seqLen
+        final Tensor scale; // one norm's divisor per row
 
         Buffers(ModelConfig c, int batch, int seqLen, boolean withLogits) {
             this.batch = batch;
@@ -727,6 +782,8 @@ public final class TransformerModel {
             mlpHidden = gated ? new Tensor(rows, c.dMlp()) : null;
             mlpOut = new Tensor(rows, c.dModel());
             logits = withLogits ? new Tensor(rows, c.vocabSize()) : null;
+            pattern = new Tensor(scores, c.nHeads() * seqLen);
+            scale = new Tensor(rows, 1);
         }
 
         boolean fits(int batch, int seqLen, boolean withLogits) {

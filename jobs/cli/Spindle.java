@@ -29,6 +29,7 @@ import picocli.CommandLine.Command;
                 ContrastCommand.class,
                 SteerCommand.class,
                 PatchCommand.class,
+                AttributeCommand.class,
         })
 public final class Spindle implements Runnable {
 

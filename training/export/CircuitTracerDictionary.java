@@ -265,6 +265,13 @@ public final class CircuitTracerDictionary implements training.clt.MlpTranscoder
     public int layers() { return layers; }
     public int dModel() { return dModel; }
     public int featuresPerLayer() { return features; }
+    /** Encoder of layer l oriented x @ W [d, F], encoder bias [F], decoder bias [d_out], skip [d, d_out] or null. */
+    public INDArray encoder(int layer) { return wEncT[layer]; }
+    public INDArray encoderBias(int layer) { return bEnc[layer]; }
+    public INDArray decoderBias(int layer) { return bDec[layer]; }
+    public INDArray skip(int layer) { return wSkipT[layer]; }
+    /** k of a top-k set, 0 otherwise. */
+    public int topK() { return topK; }
     /** Thresholds of layer l [F], or null (ReLU/top-k). */
     public INDArray threshold(int layer) { return threshold[layer]; }
     /** Decoder source -> target [F, d_out] (a set: source = target only). */
