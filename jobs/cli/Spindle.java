@@ -25,6 +25,7 @@ import picocli.CommandLine.Command;
                 EvaluateCommand.class,
                 FeaturesCommand.class,
                 DriftCommand.class,
+                AblateCommand.class,
         })
 public final class Spindle implements Runnable {
 
