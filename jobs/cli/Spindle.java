@@ -26,6 +26,7 @@ import picocli.CommandLine.Command;
                 FeaturesCommand.class,
                 DriftCommand.class,
                 AblateCommand.class,
+                ProbeCommand.class,
         })
 public final class Spindle implements Runnable {
 
