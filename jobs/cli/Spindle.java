@@ -27,6 +27,7 @@ import picocli.CommandLine.Command;
                 DriftCommand.class,
                 AblateCommand.class,
                 ProbeCommand.class,
+                SeekCommand.class,
         })
 public final class Spindle implements Runnable {
 
