@@ -10,6 +10,7 @@ import analysis.ablation.AblationMode;
 import analysis.ablation.HookAblation;
 import analysis.ablation.ResampleDonors;
 import jobs.evaluate.EvaluateJob;
+import jobs.output.OutputDirectory;
 import jobs.output.StagedOutput;
 import jobs.spark.ExecutorDictionaries;
 import jobs.spark.ExecutorResources;
@@ -84,70 +85,71 @@ public final class AblateJob {
         HookAblation ablation = ablation(o);
         TokenTableManifest manifest = TokenTableManifest.readChecked(hadoop, new Path(o.tokens()));
         EvaluateJob.checkSameTokenizer(manifest, o.tokens(), localModel, o.model());
-        try (StagedOutput out = StagedOutput.begin(hadoop, o.output(), "ablation.json", o.overwrite())) {
-            List<Row> rows = EvaluateJob.lastSequences(spark, manifest, o.tokens(), o.sequences());
-            long[] ids = new long[rows.size()];
-            int[][] tokens = new int[rows.size()][];
-            for (int i = 0; i < rows.size(); i++) {
-                ids[i] = rows.get(i).getLong(0);
-                List<Integer> list = rows.get(i).getList(1);
-                tokens[i] = list.stream().mapToInt(Integer::intValue).toArray();
+        // Refuses a complete output now, before any Spark work (StagedOutput checks again when it writes).
+        OutputDirectory.begin(hadoop, o.output(), "ablation.json", o.overwrite());
+        List<Row> rows = EvaluateJob.lastSequences(spark, manifest, o.tokens(), o.sequences());
+        long[] ids = new long[rows.size()];
+        int[][] tokens = new int[rows.size()][];
+        for (int i = 0; i < rows.size(); i++) {
+            ids[i] = rows.get(i).getLong(0);
+            List<Integer> list = rows.get(i).getList(1);
+            tokens[i] = list.stream().mapToInt(Integer::intValue).toArray();
+        }
+        int[] donors = mode == AblationMode.RESAMPLE ? ResampleDonors.assign(ids, lengths(tokens), o.seed()) : null;
+        List<Item> items = new ArrayList<>();
+        for (int i = 0; i < ids.length; i++) {
+            if (donors == null) {
+                items.add(new Item(ids[i], tokens[i], null));
+            } else if (donors[i] >= 0) {
+                items.add(new Item(ids[i], tokens[i], tokens[donors[i]]));
             }
-            int[] donors = mode == AblationMode.RESAMPLE ? ResampleDonors.assign(ids, lengths(tokens), o.seed()) : null;
-            List<Item> items = new ArrayList<>();
-            for (int i = 0; i < ids.length; i++) {
-                if (donors == null) {
-                    items.add(new Item(ids[i], tokens[i], null));
-                } else if (donors[i] >= 0) {
-                    items.add(new Item(ids[i], tokens[i], tokens[donors[i]]));
-                }
-            }
-            if (items.isEmpty()) {
-                throw new IllegalArgumentException("no two sequences of the token table have the same length, so none can be "
-                        + "resampled; use more --sequences");
-            }
-            int partitions = Math.max(1, Math.min(items.size(), spark.sparkContext().defaultParallelism()));
-            JavaRDD<Item> rdd = JavaSparkContext.fromSparkContext(spark.sparkContext()).parallelize(items, partitions);
-            float[] means = null;
-            if (mode == AblationMode.MEAN) {
-                List<AblationMeans> sums = rdd.mapPartitions(it -> {
-                    List<Item> part = drain(it);
-                    HookAblation a = ablation(o);
-                    AblationMeans m = new AblationMeans(a.meanWidth());
-                    for (List<Item> batch : batches(part, o.batchSequences())) {
-                        a.accumulateMeans(batch.stream().map(x -> x.tokens).toArray(int[][]::new), m);
-                    }
-                    return List.of(m).iterator();
-                }).collect();
-                AblationMeans total = sums.get(0);
-                sums.subList(1, sums.size()).forEach(total::merge);
-                means = total.means();
-            }
-            float[] dataMeans = means;
-            List<AblationLoss> losses = rdd.mapPartitions(it -> {
+        }
+        if (items.isEmpty()) {
+            throw new IllegalArgumentException("no two sequences of the token table have the same length, so none can be "
+                    + "resampled; use more --sequences");
+        }
+        int partitions = Math.max(1, Math.min(items.size(), spark.sparkContext().defaultParallelism()));
+        JavaRDD<Item> rdd = JavaSparkContext.fromSparkContext(spark.sparkContext()).parallelize(items, partitions);
+        float[] means = null;
+        if (mode == AblationMode.MEAN) {
+            List<AblationMeans> sums = rdd.mapPartitions(it -> {
                 List<Item> part = drain(it);
                 HookAblation a = ablation(o);
-                if (dataMeans != null) {
-                    a.withMeans(dataMeans);
-                }
-                AblationLoss loss = new AblationLoss(o.histogramRange());
+                AblationMeans m = new AblationMeans(a.meanWidth());
                 for (List<Item> batch : batches(part, o.batchSequences())) {
-                    int[][] t = batch.stream().map(x -> x.tokens).toArray(int[][]::new);
-                    int[][] d = mode == AblationMode.RESAMPLE ? batch.stream().map(x -> x.donor).toArray(int[][]::new) : null;
-                    a.add(t, d, loss);
+                    a.accumulateMeans(batch.stream().map(x -> x.tokens).toArray(int[][]::new), m);
                 }
-                return List.of(loss).iterator();
+                return List.of(m).iterator();
             }).collect();
-            AblationLoss loss = losses.get(0);
-            losses.subList(1, losses.size()).forEach(loss::merge);
-
-            Map<String, Object> report = report(o, mode, ablation, items.size(), ids.length - items.size(), loss);
-            JsonFiles.write(out.local().resolve("ablation.json"), report);
-            Charts.bars(out.local().resolve("ablation.png"), "Per-token loss change: " + ablation, "CE ablated - CE clean (nats)",
-                    "tokens", -loss.range, loss.binWidth(), loss.counts);
-            out.publish();
-            return new Result(report, loss);
+            AblationMeans total = sums.get(0);
+            sums.subList(1, sums.size()).forEach(total::merge);
+            means = total.means();
         }
+        float[] dataMeans = means;
+        List<AblationLoss> losses = rdd.mapPartitions(it -> {
+            List<Item> part = drain(it);
+            HookAblation a = ablation(o);
+            if (dataMeans != null) {
+                a.withMeans(dataMeans);
+            }
+            AblationLoss loss = new AblationLoss(o.histogramRange());
+            for (List<Item> batch : batches(part, o.batchSequences())) {
+                int[][] t = batch.stream().map(x -> x.tokens).toArray(int[][]::new);
+                int[][] d = mode == AblationMode.RESAMPLE ? batch.stream().map(x -> x.donor).toArray(int[][]::new) : null;
+                a.add(t, d, loss);
+            }
+            return List.of(loss).iterator();
+        }).collect();
+        AblationLoss loss = losses.get(0);
+        losses.subList(1, losses.size()).forEach(loss::merge);
+
+        Map<String, Object> report = report(o, mode, ablation, items.size(), ids.length - items.size(), loss);
+        StagedOutput.directory(hadoop, o.output(), "ablation.json", o.overwrite(), dir -> {
+            JsonFiles.write(dir.resolve("ablation.json"), report);
+            Charts.bars(dir.resolve("ablation.png"), "Per-token loss change, " + mode.userName() + " ablation",
+                    "CE ablated - CE clean (nats)", "tokens", -loss.range, loss.binWidth(), loss.counts);
+        });
+        return new Result(report, loss);
     }
 
     private static HookAblation ablation(Options o) {

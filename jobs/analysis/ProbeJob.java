@@ -10,6 +10,7 @@ import analysis.probe.LinearProbes;
 import analysis.probe.Pooling;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import jobs.output.OutputDirectory;
 import jobs.output.StagedOutput;
 import jobs.spark.ExecutorResources;
 import org.apache.hadoop.conf.Configuration;
@@ -73,47 +74,46 @@ public final class ProbeJob {
         List<String> hookNames = hooks.stream().map(HookPoint::name).toList();
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         checkData(hadoop, o.data());
-        try (StagedOutput out = StagedOutput.begin(hadoop, o.output(), "probe.json", o.overwrite())) {
-            JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-            List<Pooled> pooled = new ArrayList<>(sc.textFile(o.data()).zipWithIndex().mapPartitions(it -> {
-                TaskContext task = TaskContext.get();
-                if (task != null) {
-                    ComputeThreads.limit(Math.max(1, task.cpus()));
-                }
-                TransformerModel m = ExecutorResources.model(o.model());
-                TextTokenizer tokenizer = ExecutorResources.tokenizer(o.model());
-                List<HookPoint> hs = HookPoint.parseAll(o.hooks(), m.config());
-                ObjectMapper json = new ObjectMapper();
-                List<Pooled> result = new ArrayList<>();
-                while (it.hasNext()) {
-                    Tuple2<String, Long> line = it.next();
-                    if (line._1().isBlank()) {
-                        continue;
-                    }
-                    String[] example = parse(json, line._1(), line._2(), o);
-                    int[] ids = tokenizer.encode(example[0], !o.noBos());
-                    int[] kept = Arrays.copyOf(ids, Math.min(ids.length, m.config().maxPositions()));
-                    result.add(new Pooled(line._2(), example[1], pooling.pool(m, hs, kept, !o.noBos())));
-                }
-                return result.iterator();
-            }).collect());
-            pooled.sort(Comparator.comparingLong(p -> p.line));
-            long[] lines = pooled.stream().mapToLong(p -> p.line).toArray();
-            List<String> labels = pooled.stream().map(p -> p.label).toList();
-            float[][][] features = new float[hooks.size()][pooled.size()][];
-            for (int i = 0; i < pooled.size(); i++) {
-                for (int h = 0; h < hooks.size(); h++) {
-                    features[h][i] = pooled.get(i).vectors[h];
-                }
+        // Refuses a complete output now, before any Spark work (StagedOutput checks again when it writes).
+        OutputDirectory.begin(hadoop, o.output(), "probe.json", o.overwrite());
+        JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        List<Pooled> pooled = new ArrayList<>(sc.textFile(o.data()).zipWithIndex().mapPartitions(it -> {
+            TaskContext task = TaskContext.get();
+            if (task != null) {
+                ComputeThreads.limit(Math.max(1, task.cpus()));
             }
-            if (pooled.isEmpty()) {
-                throw new IllegalArgumentException("the data file " + o.data() + " has no examples; give one JSON object per line");
+            TransformerModel m = ExecutorResources.model(o.model());
+            TextTokenizer tokenizer = ExecutorResources.tokenizer(o.model());
+            List<HookPoint> hs = HookPoint.parseAll(o.hooks(), m.config());
+            ObjectMapper json = new ObjectMapper();
+            List<Pooled> result = new ArrayList<>();
+            while (it.hasNext()) {
+                Tuple2<String, Long> line = it.next();
+                if (line._1().isBlank()) {
+                    continue;
+                }
+                String[] example = parse(json, line._1(), line._2(), o);
+                int[] ids = tokenizer.encode(example[0], !o.noBos());
+                int[] kept = Arrays.copyOf(ids, Math.min(ids.length, m.config().maxPositions()));
+                result.add(new Pooled(line._2(), example[1], pooling.pool(m, hs, kept, !o.noBos())));
             }
-            LinearProbes.Result result = LinearProbes.fit(hookNames, lines, labels, features, o.l2(), o.maxIterations());
-            write(out.local(), o, pooling, hooks, result);
-            out.publish();
-            return result;
+            return result.iterator();
+        }).collect());
+        pooled.sort(Comparator.comparingLong(p -> p.line));
+        long[] lines = pooled.stream().mapToLong(p -> p.line).toArray();
+        List<String> labels = pooled.stream().map(p -> p.label).toList();
+        float[][][] features = new float[hooks.size()][pooled.size()][];
+        for (int i = 0; i < pooled.size(); i++) {
+            for (int h = 0; h < hooks.size(); h++) {
+                features[h][i] = pooled.get(i).vectors[h];
+            }
         }
+        if (pooled.isEmpty()) {
+            throw new IllegalArgumentException("the data file " + o.data() + " has no examples; give one JSON object per line");
+        }
+        LinearProbes.Result result = LinearProbes.fit(hookNames, lines, labels, features, o.l2(), o.maxIterations());
+        StagedOutput.directory(hadoop, o.output(), "probe.json", o.overwrite(), dir -> write(dir, o, pooling, hooks, result));
+        return result;
     }
 
     private static void checkData(Configuration hadoop, String data) {
@@ -197,15 +197,17 @@ public final class ProbeJob {
         report.put("hooks", perHook);
         JsonFiles.write(dir.resolve("probe.json"), report);
         tensors.write(dir.resolve("probes.safetensors"));
-        boolean byLayer = hooks.stream().allMatch(h -> h.kind().perLayer)
-                && hooks.stream().map(HookPoint::layer).distinct().count() == hooks.size();
-        double[] x = new double[hooks.size()];
+        // Layer of each hook: embeddings before layer 0, the final norm and logits after the last layer.
+        int layers = ExecutorResources.model(o.model()).config().nLayers();
+        double[] x = hooks.stream().mapToDouble(h -> h.kind().perLayer ? h.layer()
+                : h.kind().ordinal() < HookPoint.Kind.RESID_PRE.ordinal() ? -1 : layers).toArray();
+        boolean byLayer = java.util.Arrays.stream(x).distinct().count() == x.length;
         double[] y = new double[hooks.size()];
         for (int i = 0; i < hooks.size(); i++) {
-            x[i] = byLayer ? hooks.get(i).layer() : i;
+            x[i] = byLayer ? x[i] : i;
             y[i] = r.probes().get(i).heldoutAccuracy();
         }
-        Charts.line(dir.resolve("probe.png"), "Held-out probe accuracy", byLayer ? "layer" : "hook (in --hooks order)",
+        Charts.line(dir.resolve("probe.png"), "Held-out probe accuracy", byLayer ? "layer (-1: embeddings)" : "hook (in --hooks order)",
                 "held-out accuracy", x, y);
     }
 }

@@ -5,6 +5,7 @@ import activations.tokenizer.TextTokenizer;
 import analysis.seek.CachedTopExamples;
 import analysis.seek.FeatureSeeker;
 import analysis.seek.SeekReport;
+import jobs.output.OutputDirectory;
 import jobs.output.StagedOutput;
 import jobs.spark.ExecutorResources;
 import org.apache.hadoop.conf.Configuration;
@@ -76,8 +77,10 @@ public final class SeekCommand implements Callable<Integer> {
         }
         TransformerModel transformer = TransformerModel.load(modelDir);
         FeatureDictionary dict = FeatureDictionary.load(dictionaryDir);
-        try (TextTokenizer tokenizer = TextTokenizer.load(modelDir);
-             StagedOutput output = StagedOutput.begin(new Configuration(), out, "seek.json", overwrite)) {
+        Configuration hadoop = new Configuration();
+        // Refuses a complete output before searching (StagedOutput checks again when it writes).
+        OutputDirectory.begin(hadoop, out, "seek.json", overwrite);
+        try (TextTokenizer tokenizer = TextTokenizer.load(modelDir)) {
             int bos = noBos ? -1 : tokenizer.bosId().orElseThrow(() -> new IllegalArgumentException(
                     "the tokenizer has no BOS token; pass --no-bos"));
             int[] vocabulary = IntStream.range(0, transformer.config().vocabSize()).filter(id -> !tokenizer.isSpecial(id)).toArray();
@@ -99,8 +102,8 @@ public final class SeekCommand implements Callable<Integer> {
             context.put("bos", !noBos);
             context.put("features", features);
             context.put("seeds", seeds.size());
-            SeekReport.write(output.local(), context, result, cached == null ? null : cached.max(), tokenizer);
-            output.publish();
+            StagedOutput.directory(hadoop, out, "seek.json", overwrite,
+                    dir -> SeekReport.write(dir, context, result, cached == null ? null : cached.max(), tokenizer));
             FeatureSeeker.Candidate best = result.best().get(0);
             System.out.printf(Locale.ROOT, "%s: feature %d  best activation %.4f%s  %s%n", out, feature, best.activation(),
                     cached == null ? "" : String.format(Locale.ROOT, " (cache max %.4f%s)", cached.max(),

@@ -8,69 +8,97 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.util.Comparator;
+import java.util.UUID;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
- * An {@link OutputDirectory} on any Hadoop filesystem for outputs that plain-Java writers (JSON,
- * safetensors, PNG) produce on local disk: files are written to a local directory, copied into the
- * output's staging directory and published together, so the output appears whole or not at all.
+ * Outputs written by plain-Java code into a local directory and published atomically on any
+ * Hadoop filesystem: on {@code file:} the code writes straight into the staging directory; on a
+ * remote one (HDFS, S3) into a local temporary directory that is then copied into the staging
+ * directory before the rename. Nothing is published if the writer fails.
  */
-public final class StagedOutput implements AutoCloseable {
+public final class StagedOutput {
 
-    private final Configuration hadoop;
-    private final OutputDirectory out;
-    private final java.nio.file.Path local;
-    private boolean published;
-
-    private StagedOutput(Configuration hadoop, OutputDirectory out, java.nio.file.Path local) {
-        this.hadoop = hadoop;
-        this.out = out;
-        this.local = local;
+    private StagedOutput() {
     }
 
-    /** Refuses a complete output ({@code manifestName} present) unless {@code overwrite}, like {@link OutputDirectory}. */
-    public static StagedOutput begin(Configuration hadoop, String target, String manifestName, boolean overwrite) {
-        OutputDirectory out = OutputDirectory.begin(hadoop, target, manifestName, overwrite);
+    /** A whole output directory; {@code manifestName} marks a complete one (see {@link OutputDirectory}). */
+    public static void directory(Configuration conf, String target, String manifestName, boolean overwrite,
+                                 Consumer<java.nio.file.Path> writer) {
+        OutputDirectory out = OutputDirectory.begin(conf, target, manifestName, overwrite);
+        java.nio.file.Path local = null;
         try {
-            return new StagedOutput(hadoop, out, Files.createTempDirectory("spindle-output-"));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create a local staging directory: " + e.getMessage(), e);
-        }
-    }
-
-    /** Where to write the files (a local directory). */
-    public java.nio.file.Path local() {
-        return local;
-    }
-
-    /** Copies every local file into the output's staging directory and publishes it. */
-    public void publish() {
-        try {
-            FileSystem fs = out.staging().getFileSystem(hadoop);
-            fs.mkdirs(out.staging());
-            try (Stream<java.nio.file.Path> files = Files.list(local)) {
-                for (java.nio.file.Path f : (Iterable<java.nio.file.Path>) files.sorted()::iterator) {
-                    fs.copyFromLocalFile(false, true, new Path(f.toUri()), new Path(out.staging(), f.getFileName().toString()));
-                }
+            FileSystem fs = out.staging().getFileSystem(conf);
+            boolean isLocal = "file".equals(out.staging().toUri().getScheme());
+            local = isLocal ? java.nio.file.Path.of(out.staging().toUri()) : Files.createTempDirectory("spindle-out-");
+            Files.createDirectories(local);
+            writer.accept(local);
+            if (!isLocal) {
+                fs.copyFromLocalFile(false, true, new Path(local.toUri()), out.staging());
+                deleteRecursively(local);
             }
             out.publish();
-            published = true;
         } catch (IOException e) {
             out.abandon();
-            throw new UncheckedIOException("cannot write " + out.target() + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            out.abandon();
+            throw e;
         }
     }
 
-    /** Removes the local files, and the staging directory unless published. */
-    @Override
-    public void close() {
-        if (!published) {
-            out.abandon();
+    /** One file, written beside its target and renamed into place; an existing file only with {@code overwrite}. */
+    public static void file(Configuration conf, String target, boolean overwrite, Consumer<java.nio.file.Path> writer) {
+        java.nio.file.Path local = null;
+        try {
+            Path path = new Path(target);
+            FileSystem fs = path.getFileSystem(conf);
+            path = fs.makeQualified(path);
+            if (fs.exists(path) && !overwrite) {
+                throw new IllegalArgumentException("output " + target + " already exists; choose another --out or pass --overwrite");
+            }
+            if (path.getParent() != null) {
+                fs.mkdirs(path.getParent());
+            }
+            if ("file".equals(path.toUri().getScheme())) {
+                // Local: a sibling temporary file and an atomic move (Hadoop's local filesystem would add .crc files).
+                java.nio.file.Path finalPath = java.nio.file.Path.of(path.toUri());
+                local = finalPath.resolveSibling("." + finalPath.getFileName() + ".tmp-" + UUID.randomUUID());
+                writer.accept(local);
+                Files.move(local, finalPath, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                return;
+            }
+            local = Files.createTempFile("spindle-out-", "-" + path.getName());
+            writer.accept(local);
+            Path staging = new Path(path.getParent(), "." + path.getName() + ".staging-" + UUID.randomUUID());
+            fs.copyFromLocalFile(true, true, new Path(local.toUri()), staging);
+            if (fs.exists(path)) {
+                fs.delete(path, false);
+            }
+            if (!fs.rename(staging, path)) {
+                fs.delete(staging, false);
+                throw new IOException("rename " + staging + " -> " + path + " failed");
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
+        } finally {
+            if (local != null) {
+                try {
+                    Files.deleteIfExists(local);
+                } catch (IOException ignored) {
+                    // a temporary file; the outcome is already decided
+                }
+            }
         }
-        try (Stream<java.nio.file.Path> walk = Files.walk(local)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException ignored) {
-            // a temporary directory left behind is harmless
+    }
+
+    private static void deleteRecursively(java.nio.file.Path dir) throws IOException {
+        try (Stream<java.nio.file.Path> paths = Files.walk(dir)) {
+            for (java.nio.file.Path p : (Iterable<java.nio.file.Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
+                Files.delete(p);
+            }
         }
     }
 }
