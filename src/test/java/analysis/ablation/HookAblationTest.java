@@ -217,6 +217,28 @@ class HookAblationTest {
     }
 
     @Test
+    void ablatingEveryFeatureOfAnExactSaeIsAblatingTheHook(@TempDir Path dir) {
+        // The identity SAE's features are relu(x_i) and relu(-x_i) with decoder rows e_i and -e_i: replacing all of
+        // them by the donor's (or by their means) replaces x by the donor's x (or by the mean of x).
+        FeatureDictionary sae = FeatureDictionary.load(DictionaryFixtures.identity(dir.resolve("identity"), HOOK, 128));
+        int[] all = java.util.stream.IntStream.range(0, 256).toArray();
+        float[] hookResample = new HookAblation(model, HOOK, AblationMode.RESAMPLE).ablatedLogits(tokens, donors);
+        float[] featureResample = new HookAblation(model, HOOK, AblationMode.RESAMPLE, sae, all).ablatedLogits(tokens, donors);
+        HookAblation hookMean = new HookAblation(model, HOOK, AblationMode.MEAN);
+        AblationMeans hookSums = new AblationMeans(hookMean.meanWidth());
+        hookMean.accumulateMeans(tokens, hookSums);
+        HookAblation featureMean = new HookAblation(model, HOOK, AblationMode.MEAN, sae, all);
+        AblationMeans featureSums = new AblationMeans(featureMean.meanWidth());
+        featureMean.accumulateMeans(tokens, featureSums);
+        float[] a = hookMean.withMeans(hookSums.means()).ablatedLogits(tokens, null);
+        float[] b = featureMean.withMeans(featureSums.means()).ablatedLogits(tokens, null);
+        for (int i = 0; i < hookResample.length; i++) {
+            assertEquals(hookResample[i], featureResample[i], 1e-3);
+            assertEquals(a[i], b[i], 1e-3);
+        }
+    }
+
+    @Test
     void badHookAndModeAreOneLineErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new HookAblation(model, "blocks.7.hook_resid_post", AblationMode.ZERO));

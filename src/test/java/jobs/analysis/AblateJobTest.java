@@ -130,6 +130,33 @@ class AblateJobTest {
     }
 
     @Test
+    void meanAblationReplacesTheHookWithItsMeanOverTheSequences() {
+        TransformerModel model = jobs.spark.ExecutorResources.model(MODEL);
+        HookPoint hook = HookPoint.parse(HOOK, model.config());
+        double[] mean = new double[128];
+        long rows = 0;
+        for (int[] seq : held) {
+            float[] x = model.forward(new int[][]{seq}, ForwardRequest.capture(hook)).get(hook);
+            for (int r = 0; r < seq.length; r++) {
+                for (int i = 0; i < 128; i++) {
+                    mean[i] += x[r * 128 + i];
+                }
+            }
+            rows += seq.length;
+        }
+        float[] m = new float[128];
+        for (int i = 0; i < 128; i++) {
+            m[i] = (float) (mean[i] / rows);
+        }
+        Intervention toMean = (h, values, batch, seqLen, dim) -> {
+            for (int r = 0; r < batch * seqLen; r++) {
+                values.put(r * dim, m, 0, dim);
+            }
+        };
+        assertEquals(ce(toMean), ablate("mean", null, null, 0, "mean").loss().ablated(), 1e-4);
+    }
+
+    @Test
     void badInputIsRefusedInOneLine() {
         assertEquals("unknown ablation mode 'half'; use zero, mean or resample",
                 assertThrows(IllegalArgumentException.class, () -> ablate("half", null, null, 0, "bad")).getMessage());
