@@ -51,6 +51,9 @@ public final class LogisticRegression {
     private final int d;
     private final int classes;
     private final double l2;
+    private final double[] mean;
+    private final double[] scale;
+    private final INDArray penaltyWeights;
 
     LogisticRegression(float[][] features, int[] labels, int classes, double l2) {
         if (features.length == 0) {
@@ -60,16 +63,64 @@ public final class LogisticRegression {
         this.d = features[0].length;
         this.classes = classes;
         this.l2 = l2;
+        // The solver works on standardized features (a change of variables W' = W diag(scale),
+        // b' = b + W mean, with the penalty still on W): the same optimum, but residual-stream
+        // coordinates of very different sizes no longer make L-BFGS crawl.
+        this.mean = new double[d];
+        this.scale = new double[d];
+        for (float[] row : features) {
+            for (int j = 0; j < d; j++) {
+                mean[j] += row[j] / (double) n;
+            }
+        }
+        for (float[] row : features) {
+            for (int j = 0; j < d; j++) {
+                scale[j] += (row[j] - mean[j]) * (row[j] - mean[j]) / n;
+            }
+        }
+        double[] inverseSquares = new double[d];
+        for (int j = 0; j < d; j++) {
+            scale[j] = scale[j] > 1e-24 ? Math.sqrt(scale[j]) : 1;
+            inverseSquares[j] = 1 / (scale[j] * scale[j]);
+        }
+        this.penaltyWeights = Nd4j.createFromArray(inverseSquares);
         double[][] rows = new double[n][d];
         double[][] oneHot = new double[n][classes];
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < d; j++) {
-                rows[i][j] = features[i][j];
+                rows[i][j] = (features[i][j] - mean[j]) / scale[j];
             }
             oneHot[i][labels[i]] = 1;
         }
         this.x = Nd4j.createFromArray(rows);
         this.y = Nd4j.createFromArray(oneHot);
+    }
+
+    /** Raw parameters (W row-major [classes, d], then b) to the solver's standardized ones. */
+    private double[] toScaled(double[] theta) {
+        double[] t = new double[theta.length];
+        for (int c = 0; c < classes; c++) {
+            double shift = 0;
+            for (int j = 0; j < d; j++) {
+                t[c * d + j] = theta[c * d + j] * scale[j];
+                shift += theta[c * d + j] * mean[j];
+            }
+            t[classes * d + c] = theta[classes * d + c] + shift;
+        }
+        return t;
+    }
+
+    private double[] fromScaled(double[] scaled) {
+        double[] t = new double[scaled.length];
+        for (int c = 0; c < classes; c++) {
+            double shift = 0;
+            for (int j = 0; j < d; j++) {
+                t[c * d + j] = scaled[c * d + j] / scale[j];
+                shift += t[c * d + j] * mean[j];
+            }
+            t[classes * d + c] = scaled[classes * d + c] - shift;
+        }
+        return t;
     }
 
     /** Fits to {@code maxIterations} L-BFGS steps or until the gradient's largest entry is below {@code tolerance}. */
@@ -87,8 +138,23 @@ public final class LogisticRegression {
         return classes * d + classes;
     }
 
-    /** Objective at {@code theta} (W row-major [classes, d], then b); writes the gradient into {@code gradient}. */
+    /** Objective at raw {@code theta} (W row-major [classes, d], then b); writes the raw gradient into {@code gradient}. */
     double objective(double[] theta, double[] gradient) {
+        double[] scaledGradient = new double[theta.length];
+        double f = scaledObjective(toScaled(theta), scaledGradient);
+        // Chain rule through W' = W diag(scale), b' = b + W mean.
+        for (int c = 0; c < classes; c++) {
+            double gb = scaledGradient[classes * d + c];
+            for (int j = 0; j < d; j++) {
+                gradient[c * d + j] = scaledGradient[c * d + j] * scale[j] + gb * mean[j];
+            }
+            gradient[classes * d + c] = gb;
+        }
+        return f;
+    }
+
+    /** The same objective in the solver's variables: logits z W'^T + b', penalty (l2 / 2) sum (W'_cj / scale_j)^2. */
+    private double scaledObjective(double[] theta, double[] gradient) {
         INDArray w = Nd4j.createFromArray(java.util.Arrays.copyOfRange(theta, 0, classes * d)).reshape(classes, d);
         INDArray b = Nd4j.createFromArray(java.util.Arrays.copyOfRange(theta, classes * d, theta.length));
         INDArray logits = x.mmul(w.transpose()).addiRowVector(b);
@@ -100,9 +166,10 @@ public final class LogisticRegression {
         // CE_i = log z_i - (logit_i,y - max_i), from the shifted logits.
         double ce = org.nd4j.linalg.ops.transforms.Transforms.log(z, true).sumNumber().doubleValue()
                 - logits.mul(y).sumNumber().doubleValue();
-        double penalty = 0.5 * l2 * w.mul(w).sumNumber().doubleValue();
+        INDArray weighted = w.mulRowVector(penaltyWeights);
+        double penalty = 0.5 * l2 * w.mul(weighted).sumNumber().doubleValue();
         INDArray g = p.subi(y).divi(n);
-        INDArray gradW = g.transpose().mmul(x).addi(w.mul(l2));
+        INDArray gradW = g.transpose().mmul(x).addi(weighted.muli(l2));
         INDArray gradB = g.sum(0);
         System.arraycopy(gradW.reshape(-1).toDoubleVector(), 0, gradient, 0, classes * d);
         System.arraycopy(gradB.toDoubleVector(), 0, gradient, classes * d, classes);
@@ -113,7 +180,7 @@ public final class LogisticRegression {
         int m = parameterCount();
         double[] theta = new double[m];
         double[] grad = new double[m];
-        double f = objective(theta, grad);
+        double f = scaledObjective(theta, grad);
         double[][] s = new double[HISTORY][];
         double[][] yk = new double[HISTORY][];
         double[] rho = new double[HISTORY];
@@ -161,7 +228,7 @@ public final class LogisticRegression {
                 for (int i = 0; i < m; i++) {
                     candidate[i] = theta[i] + step * direction[i];
                 }
-                fNew = objective(candidate, nextGrad);
+                fNew = scaledObjective(candidate, nextGrad);
                 if (fNew <= f + 1e-4 * step * slope || halvings > 50) {
                     break;
                 }
@@ -191,15 +258,18 @@ public final class LogisticRegression {
                 break;
             }
         }
+        double[] raw = fromScaled(theta);
+        double[] rawGradient = new double[m];
+        objective(raw, rawGradient);
         float[][] weights = new float[classes][d];
         float[] biases = new float[classes];
         for (int c = 0; c < classes; c++) {
             for (int j = 0; j < d; j++) {
-                weights[c][j] = (float) theta[c * d + j];
+                weights[c][j] = (float) raw[c * d + j];
             }
-            biases[c] = (float) theta[classes * d + c];
+            biases[c] = (float) raw[classes * d + c];
         }
-        return new Fit(weights, biases, iteration, f, maxAbs(grad));
+        return new Fit(weights, biases, iteration, f, maxAbs(rawGradient));
     }
 
     private static double dot(double[] a, double[] b) {
