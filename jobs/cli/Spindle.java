@@ -24,10 +24,10 @@ import picocli.CommandLine.Command;
                 DemoCommand.class,
                 EvaluateCommand.class,
                 FeaturesCommand.class,
-                DriftCommand.class,
                 AblateCommand.class,
                 ProbeCommand.class,
                 SeekCommand.class,
+                DriftCommand.class,
         })
 public final class Spindle implements Runnable {
 

@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** `spindle seek`, `ablate` and `probe` from the command line: a real run and one-line errors with exit code 2. */
-class AnalysisCommandsTest {
+class AblateProbeSeekCommandsTest {
 
     static final String MODEL = "models/tinystories-656k";
 
