@@ -70,11 +70,7 @@ public final class EvaluateJob {
         // Checks hook names and widths on the driver, before any task starts.
         new DictionaryEvaluator(model, dictionary);
         TokenTableManifest tokens = TokenTableManifest.readChecked(hadoop, new Path(o.tokens()));
-        String tokenizerSha = ModelChecksums.file(localModel.resolve("tokenizer.json"));
-        if (tokens.tokenizerSha256() != null && !tokens.tokenizerSha256().equals(tokenizerSha)) {
-            throw new IllegalArgumentException("the token table " + o.tokens() + " was made with another tokenizer than "
-                    + o.model() + "'s; evaluate on a table tokenized for this model");
-        }
+        checkSameTokenizer(tokens, o.tokens(), localModel, o.model());
         OutputDirectory out = OutputDirectory.begin(hadoop, o.output(), "evaluation.json", o.overwrite());
         try {
             List<Row> held = lastSequences(spark, tokens, o.tokens(), o.sequences());
@@ -125,8 +121,17 @@ public final class EvaluateJob {
         }
     }
 
+    /** Refuses a token table made with another tokenizer than the model's. */
+    public static void checkSameTokenizer(TokenTableManifest tokens, String tokensPath, java.nio.file.Path localModel, String model) {
+        String tokenizerSha = ModelChecksums.file(localModel.resolve("tokenizer.json"));
+        if (tokens.tokenizerSha256() != null && !tokens.tokenizerSha256().equals(tokenizerSha)) {
+            throw new IllegalArgumentException("the token table " + tokensPath + " was made with another tokenizer than "
+                    + model + "'s; use a table tokenized for this model");
+        }
+    }
+
     /** The evaluation sequences: the last {@code n} of the token table by seq id, as rows (seq_id, tokens). */
-    static List<Row> lastSequences(SparkSession spark, TokenTableManifest manifest, String tokens, int n) {
+    public static List<Row> lastSequences(SparkSession spark, TokenTableManifest manifest, String tokens, int n) {
         List<Row> rows = spark.read().parquet(manifest.dataPaths(new Path(tokens))).select(col("seq_id"), col("tokens"))
                 .orderBy(col("seq_id").desc()).limit(n).collectAsList();
         if (rows.isEmpty()) {
@@ -143,18 +148,25 @@ public final class EvaluateJob {
         }
         DictionaryEvaluator evaluator = new DictionaryEvaluator(ExecutorResources.model(modelDir),
                 ExecutorDictionaries.get(dictionaryDir));
-        // Batches run sequences of equal length; a kept partial last sequence runs alone.
-        Map<Integer, List<int[]>> byLength = new LinkedHashMap<>();
         part.sort((a, b) -> Long.compare(a._1(), b._1()));
-        for (Tuple2<Long, int[]> s : part) {
-            byLength.computeIfAbsent(s._2().length, k -> new ArrayList<>()).add(s._2());
-        }
-        for (List<int[]> same : byLength.values()) {
-            for (int from = 0; from < same.size(); from += batchSequences) {
-                List<int[]> batch = same.subList(from, Math.min(same.size(), from + batchSequences));
-                evaluator.add(batch.toArray(new int[0][]));
-            }
+        for (List<Tuple2<Long, int[]>> batch : equalLengthBatches(part, s -> s._2().length, batchSequences)) {
+            evaluator.add(batch.stream().map(Tuple2::_2).toArray(int[][]::new));
         }
         return new Partial(evaluator.statistics(), evaluator.loss());
+    }
+
+    /** Batches of at most {@code batchSequences} of equal length (a kept partial last sequence runs alone), in order. */
+    public static <T> List<List<T>> equalLengthBatches(List<T> items, java.util.function.ToIntFunction<T> length, int batchSequences) {
+        Map<Integer, List<T>> byLength = new LinkedHashMap<>();
+        for (T item : items) {
+            byLength.computeIfAbsent(length.applyAsInt(item), k -> new ArrayList<>()).add(item);
+        }
+        List<List<T>> batches = new ArrayList<>();
+        for (List<T> same : byLength.values()) {
+            for (int from = 0; from < same.size(); from += batchSequences) {
+                batches.add(same.subList(from, Math.min(same.size(), from + batchSequences)));
+            }
+        }
+        return batches;
     }
 }

@@ -43,7 +43,22 @@ public final class NextTokenLoss implements Serializable {
         }
     }
 
-    private static double logSumExp(float[] logits, int offset, int n) {
+    /**
+     * The loss at every predicted position: row {@code b * (seqLen - 1) + t} is
+     * {@code -log softmax(logits at t)[tokens[b][t + 1]]} (logits laid out as in {@link #add}).
+     */
+    public static double[] positionLosses(float[] logits, int[][] tokens, int seqLen, int vocab) {
+        double[] losses = new double[tokens.length * (seqLen - 1)];
+        for (int b = 0; b < tokens.length; b++) {
+            for (int t = 0; t + 1 < seqLen; t++) {
+                int offset = (b * seqLen + t) * vocab;
+                losses[b * (seqLen - 1) + t] = logSumExp(logits, offset, vocab) - logits[offset + tokens[b][t + 1]];
+            }
+        }
+        return losses;
+    }
+
+    public static double logSumExp(float[] logits, int offset, int n) {
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) {
             max = Math.max(max, logits[offset + i]);
