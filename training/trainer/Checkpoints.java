@@ -91,6 +91,22 @@ public final class Checkpoints {
     }
 
     public static void write(Path output, TrainerState state, float[] parameters, float[] adamState) {
+        commit(output, state, temp -> new SafeTensorsWriter()
+                .addF32("parameters", parameters, parameters.length)
+                .addF32("adam", adamState, adamState.length)
+                .write(temp.resolve("state.safetensors")));
+    }
+
+    /** What a checkpoint writes into its temporary directory before {@link #commit} moves it into place. */
+    private interface CheckpointFiles {
+        void writeInto(Path temp) throws IOException;
+    }
+
+    /**
+     * Writes {@code files} and trainer.json into a temporary directory beside the checkpoints and
+     * moves it into place atomically (a reader sees a whole checkpoint or none), then prunes old ones.
+     */
+    private static void commit(Path output, TrainerState state, CheckpointFiles files) {
         Path root = root(output);
         Path target = root.resolve(PREFIX + String.format("%09d", state.step));
         Path temp = root.resolve(".tmp-" + PREFIX + state.step + "-" + ProcessHandle.current().pid());
@@ -98,10 +114,7 @@ public final class Checkpoints {
             Files.createDirectories(root);
             deleteTree(temp);
             Files.createDirectories(temp);
-            new SafeTensorsWriter()
-                    .addF32("parameters", parameters, parameters.length)
-                    .addF32("adam", adamState, adamState.length)
-                    .write(temp.resolve("state.safetensors"));
+            files.writeInto(temp);
             JSON.writeValue(temp.resolve("trainer.json").toFile(), state);
             deleteTree(target);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
@@ -156,13 +169,7 @@ public final class Checkpoints {
         if (covered != n) {
             throw new IllegalArgumentException("the segments cover " + covered + " of " + n + " parameters");
         }
-        Path root = root(output);
-        Path target = root.resolve(PREFIX + String.format("%09d", state.step));
-        Path temp = root.resolve(".tmp-" + PREFIX + state.step + "-" + ProcessHandle.current().pid());
-        try {
-            Files.createDirectories(root);
-            deleteTree(temp);
-            Files.createDirectories(temp);
+        commit(output, state, temp -> {
             List<Shard> shards = new ArrayList<>();
             for (Segment segment : segments) {
                 for (long from = 0; from < segment.length(); from += shardElements) {
@@ -178,18 +185,7 @@ public final class Checkpoints {
                 }
             }
             JSON.writeValue(temp.resolve(SHARDS_FILE).toFile(), new ShardIndex(n, shards));
-            JSON.writeValue(temp.resolve("trainer.json").toFile(), state);
-            deleteTree(target);
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
-            prune(root);
-        } catch (IOException e) {
-            try {
-                deleteTree(temp);
-            } catch (IOException ignored) {
-                // the write error is the one to report
-            }
-            throw new UncheckedIOException("cannot write checkpoint " + target + ": " + e.getMessage(), e);
-        }
+        });
     }
 
     private static float[] range(INDArray flat, long from, long length) {
