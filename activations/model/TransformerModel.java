@@ -318,62 +318,55 @@ public final class TransformerModel {
         return (float) scale;
     }
 
-    /**
-     * Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. Each
-     * (sequence, head) runs on its own thread as plain loops over float[] (written by hand because
-     * ND4J's batched matmul of 64-wide heads ran at a tenth of gemm speed and computes the masked
-     * half too): scores only up to the diagonal, as axpy loops over a transposed key block that the
-     * JIT vectorises; the softmaxed probabilities stay in {@code scores} [batch*heads, seq, seq].
-     */
+    /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
     private void attention(int layer, Buffers b) {
         int heads = config.nHeads();
         int headDim = config.headDim();
         int group = heads / config.nKvHeads();
-        int qDim = config.qDim();
-        int kvDim = config.kvDim();
-        int qkvWidth = qDim + 2 * kvDim;
+        int qkvWidth = config.qDim() + 2 * config.kvDim();
         int seqLen = b.seqLen;
         float[][] rope = ropeInverseFrequencies == null ? null : ropeTable(seqLen);
         int rotaryHalf = config.rotaryDim() / 2;
-        float scoreScale = scoreScale(layer);
-        float cap = (float) config.attentionSoftcap();
-        int window = config.windowAt(layer);
         FloatBuffer qkv = b.qkv.view;
-        FloatBuffer scores = b.scores.view;
-        FloatBuffer merged = b.merged.view;
+        FloatBuffer q = b.q.view;
+        FloatBuffer k = b.k.view;
+        FloatBuffer v = b.v.view;
+
+        // Head-major copies so each (sequence, head) is a contiguous [seqLen, headDim] block for the
+        // batched matmuls; grouped-query heads share their key/value head.
         ParallelLoops.forEach(b.batch * heads, bh -> {
             int s = bh / heads;
             int h = bh % heads;
             int kvHead = h / group;
-            float[] q = new float[seqLen * headDim];
-            float[] keysT = new float[headDim * seqLen]; // [i][t]: the key block transposed
-            float[] v = new float[seqLen * headDim];
             float[] vec = new float[headDim];
             for (int t = 0; t < seqLen; t++) {
                 int row = (s * seqLen + t) * qkvWidth;
-                qkv.get(row + h * headDim, q, t * headDim, headDim);
-                rotate(q, t * headDim, t, rope, rotaryHalf);
-                qkv.get(row + qDim + kvHead * headDim, vec);
-                rotate(vec, 0, t, rope, rotaryHalf);
-                for (int i = 0; i < headDim; i++) {
-                    keysT[i * seqLen + t] = vec[i];
-                }
-                qkv.get(row + qDim + kvDim + kvHead * headDim, v, t * headDim, headDim);
+                int out = (bh * seqLen + t) * headDim;
+                qkv.get(row + h * headDim, vec);
+                rotate(vec, t, rope, rotaryHalf);
+                q.put(out, vec);
+                qkv.get(row + config.qDim() + kvHead * headDim, vec);
+                rotate(vec, t, rope, rotaryHalf);
+                k.put(out, vec);
+                qkv.get(row + config.qDim() + config.kvDim() + kvHead * headDim, vec);
+                v.put(out, vec);
             }
-            float[] p = new float[seqLen * seqLen];
-            float[] context = new float[seqLen * headDim];
-            for (int t = 0; t < seqLen; t++) {
-                int rowStart = t * seqLen;
-                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
-                for (int i = 0; i < headDim; i++) {
-                    float qi = q[t * headDim + i];
-                    int k = i * seqLen;
-                    for (int j = first; j <= t; j++) {
-                        p[rowStart + j] += qi * keysT[k + j];
-                    }
-                }
+        });
+
+        Nd4j.matmul(b.q.array, b.k.array, b.scores.array, false, true, false);
+
+        float scoreScale = scoreScale(layer);
+        float cap = (float) config.attentionSoftcap();
+        int window = config.windowAt(layer);
+        FloatBuffer scores = b.scores.view;
+        ParallelLoops.forEach(b.batch * heads, bh -> {
+            float[] p = new float[seqLen * seqLen]; // one (sequence, head) block, copied in bulk
+            scores.get(bh * seqLen * seqLen, p);
+            for (int i = 0; i < seqLen; i++) {
+                int rowStart = i * seqLen;
+                int first = window > 0 ? Math.max(0, i - window + 1) : 0;
                 float max = Float.NEGATIVE_INFINITY;
-                for (int j = first; j <= t; j++) {
+                for (int j = first; j <= i; j++) {
                     float score = p[rowStart + j] * scoreScale;
                     if (cap > 0) { // Gemma-2: cap * tanh(score / cap), before the mask and softmax
                         score = cap * tanh(score / cap);
@@ -382,24 +375,32 @@ public final class TransformerModel {
                     max = Math.max(max, score);
                 }
                 double sum = 0;
-                for (int j = first; j <= t; j++) {
+                for (int j = first; j <= i; j++) {
                     float e = (float) Math.exp(p[rowStart + j] - max);
                     p[rowStart + j] = e;
                     sum += e;
                 }
                 float inv = (float) (1.0 / sum);
-                int out = t * headDim;
-                for (int j = first; j <= t; j++) {
-                    float weight = p[rowStart + j] * inv;
-                    p[rowStart + j] = weight;
-                    int at = j * headDim;
-                    for (int i = 0; i < headDim; i++) {
-                        context[out + i] += weight * v[at + i];
-                    }
+                for (int j = 0; j < seqLen; j++) {
+                    boolean visible = j >= first && j <= i;
+                    p[rowStart + j] = visible ? p[rowStart + j] * inv : 0f;
                 }
-                merged.put((s * seqLen + t) * qDim + h * headDim, context, out, headDim);
             }
-            scores.put(bh * seqLen * seqLen, p); // masked positions stay 0
+            scores.put(bh * seqLen * seqLen, p);
+        });
+
+        Nd4j.matmul(b.scores.array, b.v.array, b.context.array, false, false, false);
+
+        FloatBuffer context = b.context.view;
+        FloatBuffer merged = b.merged.view;
+        ParallelLoops.forEach(b.batch * heads, bh -> {
+            int s = bh / heads;
+            int h = bh % heads;
+            float[] vec = new float[headDim];
+            for (int t = 0; t < seqLen; t++) {
+                context.get((bh * seqLen + t) * headDim, vec);
+                merged.put((s * seqLen + t) * config.qDim() + h * headDim, vec);
+            }
         });
     }
 
@@ -482,11 +483,6 @@ public final class TransformerModel {
      * rotary_pct share): pairs (i, i + half) rotate by position * frequency i; the rest pass through.
      */
     private static void rotate(float[] vec, int position, float[][] rope, int half) {
-        rotate(vec, 0, position, rope, half);
-    }
-
-    /** The same on the head vector at {@code vec[offset ...]}. */
-    private static void rotate(float[] vec, int offset, int position, float[][] rope, int half) {
         if (rope == null) {
             return;
         }
@@ -494,10 +490,10 @@ public final class TransformerModel {
         for (int i = 0; i < half; i++) {
             float cos = rope[0][base + i];
             float sin = rope[1][base + i];
-            float x1 = vec[offset + i];
-            float x2 = vec[offset + i + half];
-            vec[offset + i] = x1 * cos - x2 * sin;
-            vec[offset + i + half] = x2 * cos + x1 * sin;
+            float x1 = vec[i];
+            float x2 = vec[i + half];
+            vec[i] = x1 * cos - x2 * sin;
+            vec[i + half] = x2 * cos + x1 * sin;
         }
     }
 
@@ -751,7 +747,11 @@ public final class TransformerModel {
         final Tensor resid;
         final Tensor normed;
         final Tensor qkv;
+        final Tensor q;
+        final Tensor k;
+        final Tensor v;
         final Tensor scores;
+        final Tensor context;
         final Tensor merged;
         final Tensor attnOut;
         final Tensor mlpIn;
@@ -767,7 +767,11 @@ public final class TransformerModel {
             resid = new Tensor(rows, c.dModel());
             normed = new Tensor(rows, c.dModel());
             qkv = new Tensor(rows, c.qDim() + 2L * c.kvDim());
+            q = new Tensor(bh, seqLen, c.headDim());
+            k = new Tensor(bh, seqLen, c.headDim());
+            v = new Tensor(bh, seqLen, c.headDim());
             scores = new Tensor(bh, seqLen, seqLen);
+            context = new Tensor(bh, seqLen, c.headDim());
             merged = new Tensor(rows, c.qDim());
             attnOut = new Tensor(rows, c.dModel());
             boolean gated = c.gatedMlp();
