@@ -332,7 +332,6 @@ public final class TransformerModel {
         pass.visit(new HookPoint(Kind.RESID_POST, l), b.resid);
     }
 
-    /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
     /** The attention scores' scale: 1/sqrt(head_dim), or Gemma's query_pre_attn_scalar^-0.5; GPT-2's optional 1/(layer+1). */
     private float scoreScale(int layer) {
         double scale = config.attentionScale();
@@ -342,6 +341,7 @@ public final class TransformerModel {
         return (float) scale;
     }
 
+    /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
     private void attention(int layer, Buffers b, Pass pass) {
         int heads = config.nHeads();
         int headDim = config.headDim();
@@ -383,30 +383,33 @@ public final class TransformerModel {
         int window = config.windowAt(layer);
         FloatBuffer scores = b.scores.view;
         ParallelLoops.forEach(b.batch * heads, bh -> {
+            float[] p = new float[seqLen * seqLen]; // one (sequence, head) block, copied in bulk
+            scores.get(bh * seqLen * seqLen, p);
             for (int i = 0; i < seqLen; i++) {
-                int rowStart = (bh * seqLen + i) * seqLen;
+                int rowStart = i * seqLen;
                 int first = window > 0 ? Math.max(0, i - window + 1) : 0;
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = first; j <= i; j++) {
-                    float score = scores.get(rowStart + j) * scoreScale;
+                    float score = p[rowStart + j] * scoreScale;
                     if (cap > 0) { // Gemma-2: cap * tanh(score / cap), before the mask and softmax
                         score = cap * tanh(score / cap);
                     }
-                    scores.put(rowStart + j, score);
+                    p[rowStart + j] = score;
                     max = Math.max(max, score);
                 }
                 double sum = 0;
                 for (int j = first; j <= i; j++) {
-                    float e = (float) Math.exp(scores.get(rowStart + j) - max);
-                    scores.put(rowStart + j, e);
+                    float e = (float) Math.exp(p[rowStart + j] - max);
+                    p[rowStart + j] = e;
                     sum += e;
                 }
                 float inv = (float) (1.0 / sum);
                 for (int j = 0; j < seqLen; j++) {
                     boolean visible = j >= first && j <= i;
-                    scores.put(rowStart + j, visible ? scores.get(rowStart + j) * inv : 0f);
+                    p[rowStart + j] = visible ? p[rowStart + j] * inv : 0f;
                 }
             }
+            scores.put(bh * seqLen * seqLen, p);
         });
         pass.visit(new HookPoint(Kind.ATTN_PATTERN, layer), b.pattern);
 
@@ -574,23 +577,64 @@ public final class TransformerModel {
         int dMlp = config.dMlp();
         FloatBuffer in = b.mlpIn.view;
         ModelConfig.Activation act = config.activation();
+        // Rows are copied into float[] and back in bulk: element-wise FloatBuffer access cost more than the math.
         if (config.gatedMlp()) {
             FloatBuffer out = b.mlpHidden.view;
             ParallelLoops.forEach(b.rows, r -> {
-                int gate = r * 2 * dMlp;
-                int up = gate + dMlp;
+                float[] gate = new float[dMlp];
+                float[] up = new float[dMlp];
+                in.get(r * 2 * dMlp, gate);
+                in.get(r * 2 * dMlp + dMlp, up);
+                activate(act, gate);
                 for (int i = 0; i < dMlp; i++) {
-                    out.put(r * dMlp + i, activate(act, in.get(gate + i)) * in.get(up + i));
+                    gate[i] *= up[i];
                 }
+                out.put(r * dMlp, gate);
             });
             return b.mlpHidden;
         }
         ParallelLoops.forEach(b.rows, r -> {
-            for (int i = r * dMlp; i < (r + 1) * dMlp; i++) {
-                in.put(i, activate(act, in.get(i)));
-            }
+            float[] row = new float[dMlp];
+            in.get(r * dMlp, row);
+            activate(act, row);
+            in.put(r * dMlp, row);
         });
         return b.mlpIn;
+    }
+
+    /** The activation in place; GPT-2's GELU as one loop the JIT vectorises (no call per element). */
+    private static void activate(ModelConfig.Activation act, float[] x) {
+        if (act == ModelConfig.Activation.GELU_TANH) {
+            for (int i = 0; i < x.length; i++) {
+                float v = x[i];
+                x[i] = 0.5f * v * (1f + tanhRational(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+            }
+            return;
+        }
+        for (int i = 0; i < x.length; i++) {
+            x[i] = activate(act, x[i]);
+        }
+    }
+
+    /**
+     * tanh as Eigen's rational fit (generic_fast_tanh_float: a degree-13/6 ratio, clamped where
+     * fp32 tanh is +-1), within 4e-7 of Math.tanh everywhere; plain float arithmetic, so a loop of
+     * it vectorises, where exp() is a call per element. Written here because neither the JDK nor
+     * ND4J offers a float tanh usable inside a Java loop.
+     */
+    static float tanhRational(float x) {
+        float c = Math.max(-7.90531110763549805f, Math.min(7.90531110763549805f, x));
+        float c2 = c * c;
+        float p = c2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+        p = c2 * p + -8.60467152213735e-11f;
+        p = c2 * p + 5.12229709037114e-08f;
+        p = c2 * p + 1.48572235717979e-05f;
+        p = c2 * p + 6.37261928875436e-04f;
+        p = c2 * p + 4.89352455891786e-03f;
+        float q = c2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+        q = c2 * q + 2.26843463243900e-03f;
+        q = c2 * q + 4.89352518554385e-03f;
+        return c * p / q;
     }
 
     private static float activate(ModelConfig.Activation act, float x) {
@@ -664,23 +708,25 @@ public final class TransformerModel {
             pass.visit(scaleHook, pass.buffers.scale);
         }
         ParallelLoops.forEach(rows, r -> {
-            int base = r * d;
+            float[] row = new float[d]; // bulk copies: element-wise FloatBuffer access dominated
+            x.get(r * d, row);
             double mean = 0;
             if (layerNorm) {
                 for (int i = 0; i < d; i++) {
-                    mean += x.get(base + i);
+                    mean += row[i];
                 }
                 mean /= d;
             }
             double squares = 0;
             for (int i = 0; i < d; i++) {
-                double c = x.get(base + i) - mean;
+                double c = row[i] - mean;
                 squares += c * c;
             }
             double inv = scale == null ? 1.0 / Math.sqrt(squares / d + eps) : 1.0 / scale.get(r);
             for (int i = 0; i < d; i++) {
-                y.put(base + i, (float) ((x.get(base + i) - mean) * inv));
+                row[i] = (float) ((row[i] - mean) * inv);
             }
+            y.put(r * d, row);
         });
     }
 
@@ -703,11 +749,17 @@ public final class TransformerModel {
         float[] bias = norm.bias();
         int d = gain.length;
         ParallelLoops.forEach(rows, r -> {
-            int base = r * d;
+            float[] row = new float[d];
+            y.get(r * d, row);
             for (int i = 0; i < d; i++) {
-                float value = y.get(base + i) * gain[i];
-                y.put(base + i, bias == null ? value : value + bias[i]);
+                row[i] *= gain[i];
             }
+            if (bias != null) {
+                for (int i = 0; i < d; i++) {
+                    row[i] += bias[i];
+                }
+            }
+            y.put(r * d, row);
         });
     }
 

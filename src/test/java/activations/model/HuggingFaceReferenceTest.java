@@ -183,4 +183,15 @@ class HuggingFaceReferenceTest {
         assertEquals(-0.00404969409489031, TransformerModel.geluExact(-3f), 1e-8);
         assertEquals(0.0, TransformerModel.geluExact(0f), 0);
     }
+
+    @Test
+    void rationalTanhIsFp32Accurate() {
+        // GPT-2's GELU runs on the rational tanh; Math.tanh (double) is the independent reference.
+        for (float x = -12f; x <= 12f; x += 0.001f) {
+            assertEquals(Math.tanh(x), TransformerModel.tanhRational(x), 5e-7, "tanh(" + x + ")");
+        }
+        for (float x = 1e-7f; x < 0.1f; x *= 1.05f) {
+            assertEquals(Math.tanh(x), TransformerModel.tanhRational(x), 5e-7 * x, "relative at " + x);
+        }
+    }
 }
