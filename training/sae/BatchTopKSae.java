@@ -10,7 +10,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * exponential average, decay 0.999, of the smallest kept activation per batch) so that at
  * inference and export it is a JumpReLU with that threshold for every feature.
  */
-public final class BatchTopKSae extends AbstractTopKSae {
+public class BatchTopKSae extends AbstractTopKSae {
 
     private static final double THRESHOLD_DECAY = 0.999;
 
@@ -62,7 +62,7 @@ public final class BatchTopKSae extends AbstractTopKSae {
     }
 
     @Override
-    protected void activate(boolean training) {
+    protected final void activate(boolean training) {
         double t = batchThreshold();
         if (Double.isInfinite(t)) {
             mask.assign(0);
