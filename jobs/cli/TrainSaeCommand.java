@@ -137,6 +137,14 @@ public final class TrainSaeCommand implements Callable<Integer> {
             for (TrainSaeJob.Outcome o : outcomes) {
                 System.out.printf(Locale.ROOT, "%-60s %8.4f %8.1f %7.1f%%%n", o.name, o.fvu, o.l0, 100 * o.deadFraction);
             }
+            List<training.evaluation.SweepReport.Row> rows = new java.util.ArrayList<>();
+            for (TrainSaeJob.Outcome o : outcomes) {
+                rows.add(training.evaluation.SweepReport.row(o.name, java.nio.file.Path.of(o.out), null));
+            }
+            java.nio.file.Path report = java.nio.file.Path.of(plan.out());
+            training.evaluation.SweepReport.write(report, rows);
+            System.out.println("sweep report: " + report.resolve("sweep.md") + " (training figures; `spindle evaluate --dictionary"
+                    + " DIR1,DIR2,...` adds held-out FVU and CE scores)");
             return 0;
         } finally {
             spark.stop();

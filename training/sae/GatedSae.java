@@ -13,8 +13,11 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * {@code pi_mag = u * exp(r_mag) + b_mag} (the same directions, rescaled per latent) sets their
  * values, {@code f = H(pi_gate) * ReLU(pi_mag)}. Loss: the reconstruction MSE, the sparsity
  * penalty {@code lambda mean_b sum_i ReLU(pi_gate_i) ||W_dec,i||} and the auxiliary loss
- * {@code mean_b ||x - (ReLU(pi_gate) W_dec + b_dec)||^2} with the decoder frozen (no gradient to
- * W_dec, b_dec from it, as in the paper), which is what trains the gate: the step H has no gradient.
+ * {@code mean_b ||x - (ReLU(pi_gate) W_dec + b_dec)||^2}, which is what trains the gate (the step H
+ * has no gradient). As in SAELens 6 the auxiliary loss's gradient reaches W_dec and b_dec too: the
+ * paper freezes the decoder there but also holds decoder rows at unit norm; without that
+ * constraint a frozen decoder lets rows shrink under the norm-weighted penalty while r_mag makes
+ * up for it, and the gate stays open (L0 343 of 512 on the recovery test's data, docs/TRAINING.md).
  *
  * <p>Layout: the shared b_enc is b_gate; the extra parameters are r_mag [d_sae] then b_mag [d_sae].
  * Exported as SAELens's {@code gated} layout (b_gate, r_mag, b_mag, no b_enc).
@@ -109,7 +112,7 @@ public final class GatedSae extends SparseAutoencoder {
     }
 
     /**
-     * The frozen-decoder auxiliary reconstruction, and (backward) every gradient of the gate path.
+     * The auxiliary reconstruction from ReLU(pi_gate), and (backward) every gradient of the gate path.
      * On entry df = dLoss/dpi_mag; on exit df = dLoss/du (mag path scaled by exp(r_mag), plus the
      * gate path), and gr_mag, gb_mag are written.
      */
@@ -127,8 +130,14 @@ public final class GatedSae extends SparseAutoencoder {
             columnSums(work, gRMag);
             Nd4j.exec(new BroadcastMulOp(df, magScale, df, 1));
             columnSums(df, magnitudePathSums); // the mag path's share of sum_b dLoss/du, which b_gate does not get
-            // Gate path: dpi_gate = 1{pi_gate > 0} ((2/B) (gateRecon - x) W_dec^T + lambda/B ||W_dec||).
+            // Gate path: dpi_gate = 1{pi_gate > 0} ((2/B) (gateRecon - x) W_dec^T + lambda/B ||W_dec||);
+            // the auxiliary reconstruction's decoder gradients.
             gateRecon.muli(2.0 / batch);
+            Nd4j.gemm(gatePositive, gateRecon, gWDec, true, false, 1.0, 1.0);
+            gBDec.addi(gateRecon.sum(0));
+            if (wSkip != null) {
+                throw new IllegalStateException("gated transcoders are not supported");
+            }
             Nd4j.gemm(gateRecon, wDec, f, false, true, 1.0, 0.0);
             row.assign(decoderNorms).muli(sparsityCoefficient / batch);
             f.addiRowVector(row);

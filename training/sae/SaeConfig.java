@@ -188,6 +188,8 @@ public record SaeConfig(
             require(c.tanhScale > 0, "tanh scale c is " + c.tanhScale + "; it must be > 0 (Anthropic uses 4)");
             require(c.preActLossCoefficient >= 0, "pre-activation loss coefficient is " + c.preActLossCoefficient + "; it must be >= 0");
         }
+        require(c.architecture != Architecture.GATED || c.dOut == 0,
+                "a gated transcoder has no SAELens layout to export to; use relu, jumprelu, topk, batchtopk or matryoshka for transcoders");
         if (c.architecture == Architecture.MATRYOSHKA && c.matryoshkaWidths != null) {
             int previous = 0;
             for (int w : c.matryoshkaWidths) {

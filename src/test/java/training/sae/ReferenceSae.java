@@ -70,9 +70,6 @@ final class ReferenceSae {
         return p[shared + dSae + i];
     }
 
-    /** Parameters whose decoder the gated auxiliary loss uses frozen (set by the test at the base point). */
-    double[] frozen;
-
     double[][] preActivations(double[] p, double[][] x) {
         double[][] z = new double[x.length][dSae];
         for (int b = 0; b < x.length; b++) {
@@ -208,12 +205,12 @@ final class ReferenceSae {
             }
         }
         if (config.architecture() == SaeConfig.Architecture.GATED) {
-            // Frozen-decoder reconstruction from ReLU(pi_gate).
+            // Auxiliary reconstruction from ReLU(pi_gate) (its gradient reaches the decoder, as in SAELens).
             for (int b = 0; b < batch; b++) {
                 for (int j = 0; j < dOut; j++) {
-                    double r = bDec(frozen, j) - y[b][j];
+                    double r = bDec(p, j) - y[b][j];
                     for (int i = 0; i < dSae; i++) {
-                        r += Math.max(z[b][i], 0) * wDec(frozen, i, j);
+                        r += Math.max(z[b][i], 0) * wDec(p, i, j);
                     }
                     loss += r * r / batch;
                 }
