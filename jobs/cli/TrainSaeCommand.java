@@ -118,7 +118,12 @@ public final class TrainSaeCommand implements Callable<Integer> {
         putIf(values, "batch-tokens", batchTokens);
         putIf(values, "tokens", tokens);
         putIf(values, "seed", seed);
-        values.putAll(ConfigFactory.parseMap(extra).root().unwrapped());
+        // A value that reads as a HOCON list (matryoshka-widths=[128,512]) is a list; anything else stays as given.
+        extra.forEach((key, value) -> {
+            String v = value.trim();
+            values.put(key, v.startsWith("[") ? ConfigFactory.parseString("v = " + v).getList("v").unwrapped()
+                    : ConfigFactory.parseMap(Map.of(key, value)).root().unwrapped().get(key));
+        });
         return values;
     }
 
