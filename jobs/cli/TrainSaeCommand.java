@@ -118,7 +118,12 @@ public final class TrainSaeCommand implements Callable<Integer> {
         putIf(values, "batch-tokens", batchTokens);
         putIf(values, "tokens", tokens);
         putIf(values, "seed", seed);
-        values.putAll(ConfigFactory.parseMap(extra).root().unwrapped());
+        // A value that reads as a HOCON list (matryoshka-widths=[128,512]) is a list; anything else stays as given.
+        extra.forEach((key, value) -> {
+            String v = value.trim();
+            values.put(key, v.startsWith("[") ? ConfigFactory.parseString("v = " + v).getList("v").unwrapped()
+                    : ConfigFactory.parseMap(Map.of(key, value)).root().unwrapped().get(key));
+        });
         return values;
     }
 
@@ -137,6 +142,14 @@ public final class TrainSaeCommand implements Callable<Integer> {
             for (TrainSaeJob.Outcome o : outcomes) {
                 System.out.printf(Locale.ROOT, "%-60s %8.4f %8.1f %7.1f%%%n", o.name, o.fvu, o.l0, 100 * o.deadFraction);
             }
+            List<training.evaluation.SweepReport.Row> rows = new java.util.ArrayList<>();
+            for (TrainSaeJob.Outcome o : outcomes) {
+                rows.add(training.evaluation.SweepReport.row(o.name, java.nio.file.Path.of(o.out), null));
+            }
+            java.nio.file.Path report = java.nio.file.Path.of(plan.out());
+            training.evaluation.SweepReport.write(report, rows);
+            System.out.println("sweep report: " + report.resolve("sweep.md") + " (training figures; `spindle evaluate --dictionary"
+                    + " DIR1,DIR2,...` adds held-out FVU and CE scores)");
             return 0;
         } finally {
             spark.stop();

@@ -53,7 +53,7 @@ public final class DataParallelClt {
             hookScales[2 * l + 1] = outScales[l];
         }
         DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, prepared.hooks(), hookScales,
-                config.batchSize(), replicas, syncEvery, settings.epochs(), config.totalSteps(), config.metricsEverySteps(),
+                config.batchSize(), replicas, syncEvery, prepared.budget().capped() ? prepared.budget().passes() : prepared.budget().passes() + 1, config.totalSteps(), config.metricsEverySteps(),
                 config.checkpointEverySteps(), "nmse", out);
         double[] savedScales = new double[2 * layers];
         System.arraycopy(inScales, 0, savedScales, 0, layers);

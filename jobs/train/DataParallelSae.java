@@ -37,7 +37,11 @@ public final class DataParallelSae {
             throw new IllegalArgumentException("hook '" + run.hook() + "' is not in the activation cache " + activations
                     + "; it holds " + String.join(", ", manifest.hookNames()));
         }
-        SaeConfig base = run.settings().toConfig(dIn);
+        SaeConfig asked = run.settings().toConfig(dIn);
+        TrainingBudget budget = TrainingBudget.plan(manifest.tokenCount(), asked.totalTokens(), 0, run.settings().epochs(),
+                asked.batchSize());
+        SaeConfig base = budget.capped() ? asked.toBuilder().totalTokens(budget.tokens()).build() : asked;
+        System.out.println(run.name() + ": " + budget.describe());
         DataParallelTrainer.check(replicas, syncEvery, base.batchSize());
         java.nio.file.Path out = java.nio.file.Path.of(run.out());
         Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(out, resume);
@@ -61,7 +65,7 @@ public final class DataParallelSae {
         }
         SaeConfig config = master.config();
         DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, List.of(run.hook()), new double[] {scale},
-                config.batchSize(), replicas, syncEvery, run.settings().epochs(), config.totalSteps(),
+                config.batchSize(), replicas, syncEvery, budget.capped() ? budget.passes() : budget.passes() + 1, config.totalSteps(),
                 config.metricsEverySteps(), config.checkpointEverySteps(), "fvu", run.out());
         SaeStep finalMaster = master;
         long steps = DataParallelTrainer.train(spark, plan, () -> new SaeStep(config), master, step, (s, tokens) -> {
@@ -70,8 +74,9 @@ public final class DataParallelSae {
             Checkpoints.write(out, state, finalMaster.parameters().toFloatVector(), finalMaster.adam().state().toFloatVector());
         }, progress);
         TrainSaeJob.export(hadoop, activations, manifest, run, out, master.sae(), scale, master.stats().featureDensity());
-        return new TrainSaeJob.Outcome(run.name(), run.out(), steps, steps * config.batchSize(), Double.NaN, Double.NaN,
-                master.stats().deadFraction());
+        com.fasterxml.jackson.databind.JsonNode last = TrainSaeJob.lastMetrics(out);
+        return new TrainSaeJob.Outcome(run.name(), run.out(), steps, steps * config.batchSize(), last.path("fvu").asDouble(),
+                last.path("l0").asDouble(), master.stats().deadFraction());
     }
 
     /** The first rows of the cache, for the normalization scale and b_dec's initialization. */

@@ -71,7 +71,7 @@ public final class SaeSettings implements Serializable {
                     .kAux(c.getInt("k-aux"))
                     .decoderInitNorm(c.getDouble("decoder-init-norm"))
                     .decoderBiasInit(Settings.parseEnum(SaeConfig.DecoderBiasInit.class, c.getString("decoder-bias-init"), "decoder-bias-init"))
-                    .learningRate(c.getDouble("lr"))
+                    .learningRate(learningRate(c.getDouble("lr"), c.getInt("d-sae")))
                     .adamBetas(c.getDouble("beta1"), c.getDouble("beta2"))
                     .lrWarmupSteps(c.getInt("lr-warmup-steps"))
                     .lrDecayFraction(c.getDouble("lr-decay-fraction"))
@@ -85,10 +85,24 @@ public final class SaeSettings implements Serializable {
                     .metricsEverySteps(c.getInt("metrics-every"))
                     .checkpointEverySteps(c.getInt("checkpoint-every"))
                     .normalizationBatches(c.getInt("normalization-batches"))
+                    .targetL0(c.getDouble("target-l0"))
+                    .thresholdLearningRate(c.getDouble("threshold-lr"))
+                    .matryoshkaWidths(c.getIntList("matryoshka-widths"))
                     .build();
         } catch (ConfigException.WrongType e) {
             throw new IllegalArgumentException("wrong type in the SAE settings: " + e.getMessage());
         }
+    }
+
+    /**
+     * {@code lr}, or for 0 the shared recipe's rule (REFERENCE section 2): 3e-4 at d_sae = 2^14, scaled
+     * by 1/sqrt(d_sae / 2^14), so narrower dictionaries (fewer, more often updated latents) train faster.
+     */
+    static double learningRate(double lr, int dSae) {
+        if (lr != 0) {
+            return lr;
+        }
+        return 3e-4 / Math.sqrt(Math.max(dSae, 1) / 16384.0);
     }
 
     /** HOCON text of the settings, for train_config.conf. */

@@ -33,7 +33,7 @@ public final class TrainCltJob {
     }
 
     /** A checked CLT run: the interleaved hooks, the config and the per-layer scales from the manifest. */
-    record Prepared(List<String> hooks, CltConfig config, double[][] scales) {
+    record Prepared(List<String> hooks, CltConfig config, double[][] scales, TrainingBudget budget) {
     }
 
     /** Checks the cache against the run (hooks present, one width) and the memory before anything is allocated. */
@@ -65,11 +65,13 @@ public final class TrainCltJob {
                         + " has " + d + "; a CLT reads and writes vectors of one width (d_model)");
             }
         }
-        CltConfig config = settings.toConfig(layers, d);
+        CltConfig asked = settings.toConfig(layers, d);
+        TrainingBudget passes = TrainingBudget.plan(manifest.tokenCount(), asked.totalTokens(), 0, settings.epochs(), asked.batchSize());
+        CltConfig config = passes.capped() ? asked.toBuilder().totalTokens(passes.tokens()).build() : asked;
         long budget = settings.memoryBudgetGb() > 0 ? (long) (settings.memoryBudgetGb() * (1L << 30))
                 : org.bytedeco.javacpp.Pointer.maxPhysicalBytes();
         CrossLayerTranscoder.checkFits(config, budget); // fails before allocating, with the sizes
-        return new Prepared(hooks, config, CltTrainer.scalesFromManifest(manifest, hooks));
+        return new Prepared(hooks, config, CltTrainer.scalesFromManifest(manifest, hooks), passes);
     }
 
     public static Outcome train(Configuration conf, String activations, int layers, CltSettings settings, String out,
@@ -78,6 +80,7 @@ public final class TrainCltJob {
         List<String> hooks = prepared.hooks();
         CltConfig config = prepared.config();
         double[][] scales = prepared.scales();
+        System.out.println("clt: " + prepared.budget().describe());
         Path cacheDir = new Path(activations);
         java.nio.file.Path outDir = java.nio.file.Path.of(out);
         if (!resume && Files.exists(outDir.resolve("config.yaml"))) {
@@ -86,7 +89,7 @@ public final class TrainCltJob {
         List<CltTrainer.Metrics> last = new ArrayList<>();
         CltTrainer.Result result;
         try (ActivationSource source = new MixingBuffer(
-                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), settings.epochs()),
+                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), prepared.budget().passes()),
                 Math.max(config.batchSize(), settings.mixingBuffer()), settings.seed())) {
             CltTrainer trainer = new CltTrainer(config, outDir).normalizationScales(scales[0], scales[1]).resume(resume)
                     .listener(m -> {

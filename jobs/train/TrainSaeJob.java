@@ -122,7 +122,11 @@ public final class TrainSaeJob {
                     .targetNormalizationScale(normalizationScale(manifest, run.hookOut(), dOut));
             hooks.add(run.hookOut());
         }
-        SaeConfig config = builder.build();
+        SaeConfig asked = builder.build();
+        TrainingBudget budget = TrainingBudget.plan(manifest.tokenCount(), asked.totalTokens(),
+                (long) asked.normalizationBatches() * asked.batchSize(), run.settings().epochs(), asked.batchSize());
+        SaeConfig config = budget.capped() ? builder.totalTokens(budget.tokens()).build() : asked;
+        System.out.println(run.name() + ": " + budget.describe());
         java.nio.file.Path out = java.nio.file.Path.of(run.out());
         if (!resume && Files.exists(out.resolve("cfg.json"))) {
             throw new IllegalStateException("output directory " + out + " already holds a trained SAE; choose another --out");
@@ -130,7 +134,7 @@ public final class TrainSaeJob {
         SaeTrainer.Result result;
         List<SaeTrainer.Metrics> last = new ArrayList<>();
         try (ActivationSource source = new MixingBuffer(
-                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), run.settings().epochs()),
+                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), budget.passes()),
                 Math.max(config.batchSize(), run.settings().mixingBuffer()), run.settings().seed())) {
             SaeTrainer trainer = new SaeTrainer(config, out).resume(resume).listener(m -> {
                 last.clear();
@@ -148,9 +152,24 @@ public final class TrainSaeJob {
         } else {
             export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
         }
-        SaeTrainer.Metrics m = last.isEmpty() ? null : last.get(0);
-        return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m == null ? Double.NaN : m.fvu(),
-                m == null ? Double.NaN : m.l0(), m == null ? Double.NaN : m.deadFraction());
+        // The trainer always writes the last (possibly partial) metrics window, so there is one.
+        SaeTrainer.Metrics m = last.get(0);
+        return new Outcome(run.name(), run.out(), result.steps(), result.tokens(), m.fvu(), m.l0(), m.deadFraction());
+    }
+
+    /** The newest record of a run's metrics.jsonl as a JSON tree (data-parallel runs write their own lines). */
+    static com.fasterxml.jackson.databind.JsonNode lastMetrics(java.nio.file.Path out) {
+        try {
+            List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+            for (int i = lines.size() - 1; i >= 0; i--) {
+                if (!lines.get(i).isBlank()) {
+                    return new com.fasterxml.jackson.databind.ObjectMapper().readTree(lines.get(i));
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + out.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+        }
+        throw new IllegalStateException(out.resolve("metrics.jsonl") + " is empty; the run trained no step");
     }
 
     /** Writes the SAELens directory (scale folded into the weights) and train_config.conf into {@code out}. */

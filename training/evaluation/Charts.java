@@ -111,6 +111,85 @@ public final class Charts {
         write(image, file);
     }
 
+    /**
+     * One polyline per named series through its (x, y) points sorted by x, with a legend: a sweep's
+     * dictionaries, one series per architecture. Non-finite points are skipped.
+     */
+    public static void series(Path file, String title, String xLabel, String yLabel,
+                              java.util.Map<String, double[][]> seriesByName) {
+        BufferedImage image = canvas();
+        Graphics2D g = image.createGraphics();
+        Color[] palette = {new Color(0xc0392b), new Color(0x2471a3), new Color(0x229954), new Color(0xd68910),
+                new Color(0x7d3c98), new Color(0x17a589), new Color(0x566573), new Color(0xcb4335)};
+        try {
+            setUp(g);
+            double xMin = Double.POSITIVE_INFINITY;
+            double xMax = Double.NEGATIVE_INFINITY;
+            double yMin = Double.POSITIVE_INFINITY;
+            double yMax = Double.NEGATIVE_INFINITY;
+            for (double[][] points : seriesByName.values()) {
+                for (int i = 0; i < points[0].length; i++) {
+                    if (Double.isFinite(points[0][i]) && Double.isFinite(points[1][i])) {
+                        xMin = Math.min(xMin, points[0][i]);
+                        xMax = Math.max(xMax, points[0][i]);
+                        yMin = Math.min(yMin, points[1][i]);
+                        yMax = Math.max(yMax, points[1][i]);
+                    }
+                }
+            }
+            if (!(xMax >= xMin)) {
+                xMin = 0;
+                xMax = 1;
+                yMin = 0;
+                yMax = 1;
+            }
+            xMin = Math.min(0, xMin);
+            yMin = Math.min(0, yMin);
+            if (xMax == xMin) {
+                xMax = xMin + 1;
+            }
+            if (yMax == yMin) {
+                yMax = yMin + 1;
+            }
+            frame(g, title, xLabel, yLabel, xMin, xMax, yMin, yMax);
+            int index = 0;
+            for (java.util.Map.Entry<String, double[][]> entry : seriesByName.entrySet()) {
+                Color color = palette[index % palette.length];
+                g.setColor(color);
+                g.setStroke(new BasicStroke(2f));
+                double[][] points = entry.getValue();
+                Integer[] order = new Integer[points[0].length];
+                for (int i = 0; i < order.length; i++) {
+                    order[i] = i;
+                }
+                java.util.Arrays.sort(order, java.util.Comparator.comparingDouble(i -> points[0][i]));
+                int lastX = Integer.MIN_VALUE;
+                int lastY = 0;
+                for (int i : order) {
+                    if (!Double.isFinite(points[0][i]) || !Double.isFinite(points[1][i])) {
+                        continue;
+                    }
+                    int px = px(points[0][i], xMin, xMax);
+                    int py = py(points[1][i], yMin, yMax);
+                    if (lastX != Integer.MIN_VALUE) {
+                        g.drawLine(lastX, lastY, px, py);
+                    }
+                    g.fillOval(px - 4, py - 4, 9, 9);
+                    lastX = px;
+                    lastY = py;
+                }
+                int ly = TOP + 16 + 16 * index;
+                g.fillRect(WIDTH - RIGHT - 140, ly - 8, 10, 10);
+                g.setColor(Color.DARK_GRAY);
+                g.drawString(entry.getKey(), WIDTH - RIGHT - 125, ly + 1);
+                index++;
+            }
+        } finally {
+            g.dispose();
+        }
+        write(image, file);
+    }
+
     private static BufferedImage canvas() {
         System.setProperty("java.awt.headless", "true");
         return new BufferedImage(WIDTH, HEIGHT, BufferedImage.TYPE_INT_RGB);

@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Turns merged evaluation sums into {@code evaluation.json} and PNG plots: the log10
+ * Turns merged evaluation sums into {@code evaluation.json} (every key and its formula: docs/EVALUATION.md) and PNG plots: the log10
  * feature-density histogram and, when the dictionary directory has the trainer's
  * {@code metrics.jsonl}, L0 and FVU against training steps.
  */
@@ -54,11 +54,14 @@ public final class EvaluationReport {
         Map<String, Object> reconstruction = new LinkedHashMap<>();
         reconstruction.put("mse", stats.mse());
         reconstruction.put("fvu", stats.fvu());
-        reconstruction.put("explained_variance", 1 - stats.fvu());
+        reconstruction.put("explained_variance", stats.explainedVariance());
+        reconstruction.put("l2_ratio", stats.l2Ratio());
+        reconstruction.put("relative_reconstruction_bias", stats.relativeReconstructionBias());
         reconstruction.put("cosine_similarity", stats.cosineSimilarity());
         reconstruction.put("l0", stats.l0());
         reconstruction.put("d_sae", stats.dSae);
         reconstruction.put("dead_features", stats.deadFeatures());
+        reconstruction.put("frac_alive", stats.fracAlive());
         reconstruction.put("dense_features", stats.denseFeatures(DENSE_THRESHOLD));
         reconstruction.put("dense_threshold", DENSE_THRESHOLD);
         Map<String, Object> histogram = new LinkedHashMap<>();
@@ -74,7 +77,10 @@ public final class EvaluationReport {
         downstream.put("ce_spliced", loss.spliced());
         downstream.put("ce_zero_ablation", loss.zeroAblated());
         downstream.put("ce_score", loss.ceScore());
+        downstream.put("ce_loss_score", loss.ceScore());
         downstream.put("kl_clean_spliced", loss.kl());
+        downstream.put("kl_clean_zero_ablation", loss.klZeroAblated());
+        downstream.put("kl_div_score", loss.klDivScore());
         out.put("downstream", downstream);
         return out;
     }

@@ -16,6 +16,8 @@ public final class NextTokenLoss implements Serializable {
     public double splicedSum;
     public double zeroSum;
     public double klSum;
+    /** Sum of KL(clean || zero-ablated), the baseline of the KL score. */
+    public double klZeroSum;
 
     /**
      * Adds one batch: logits are [batch * seqLen, vocab] row-major (row b * seqLen + t),
@@ -30,14 +32,18 @@ public final class NextTokenLoss implements Serializable {
                 double splicedNorm = logSumExp(spliced, offset, vocab);
                 cleanSum += cleanNorm - clean[offset + target];
                 splicedSum += splicedNorm - spliced[offset + target];
-                zeroSum += logSumExp(zero, offset, vocab) - zero[offset + target];
+                double zeroNorm = logSumExp(zero, offset, vocab);
+                zeroSum += zeroNorm - zero[offset + target];
                 double kl = 0;
+                double klZero = 0;
                 for (int v = 0; v < vocab; v++) {
                     double logP = clean[offset + v] - cleanNorm;
-                    double logQ = spliced[offset + v] - splicedNorm;
-                    kl += Math.exp(logP) * (logP - logQ);
+                    double p = Math.exp(logP);
+                    kl += p * (logP - (spliced[offset + v] - splicedNorm));
+                    klZero += p * (logP - (zero[offset + v] - zeroNorm));
                 }
                 klSum += kl;
+                klZeroSum += klZero;
                 positions++;
             }
         }
@@ -76,6 +82,7 @@ public final class NextTokenLoss implements Serializable {
         splicedSum += other.splicedSum;
         zeroSum += other.zeroSum;
         klSum += other.klSum;
+        klZeroSum += other.klZeroSum;
         return this;
     }
 
@@ -93,6 +100,16 @@ public final class NextTokenLoss implements Serializable {
 
     public double kl() {
         return klSum / positions;
+    }
+
+    /** Mean KL(clean || zero-ablated). */
+    public double klZeroAblated() {
+        return klZeroSum / positions;
+    }
+
+    /** (KL_zero - KL_spliced) / KL_zero (SAELens's kl_div_score): 1 when splicing changes nothing. */
+    public double klDivScore() {
+        return (klZeroSum - klSum) / klZeroSum;
     }
 
     /** (CE_zero - CE_spliced) / (CE_zero - CE_clean): 1 when splicing loses nothing, 0 when it is as bad as ablation. */

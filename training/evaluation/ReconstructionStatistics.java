@@ -19,6 +19,12 @@ public final class ReconstructionStatistics implements Serializable {
     public double squaredNorm;
     public final double[] sum;
     public double cosineSum;
+    /** Sum over tokens with x != 0 of ||x_hat|| / ||x||, and their count. */
+    public double l2RatioSum;
+    public long l2RatioTokens;
+    /** Sums of ||x_hat||^2 and of x . x_hat (relative reconstruction bias). */
+    public double reconstructionSquaredNorm;
+    public double dotSum;
     public long activeSum;
     public final long[] firings;
 
@@ -50,6 +56,12 @@ public final class ReconstructionStatistics implements Serializable {
             squaredNorm += xx;
             // Cosine of a zero vector is undefined; count it as 0 (a zero reconstruction of a nonzero x is wrong).
             cosineSum += xx > 0 && hh > 0 ? xh / Math.sqrt(xx * hh) : (xx == 0 && hh == 0 ? 1 : 0);
+            if (xx > 0) {
+                l2RatioSum += Math.sqrt(hh / xx);
+                l2RatioTokens++;
+            }
+            reconstructionSquaredNorm += hh;
+            dotSum += xh;
             int fbase = r * dSae;
             for (int f = 0; f < dSae; f++) {
                 if (features[fbase + f] > 0) {
@@ -69,6 +81,10 @@ public final class ReconstructionStatistics implements Serializable {
         squaredError += other.squaredError;
         squaredNorm += other.squaredNorm;
         cosineSum += other.cosineSum;
+        l2RatioSum += other.l2RatioSum;
+        l2RatioTokens += other.l2RatioTokens;
+        reconstructionSquaredNorm += other.reconstructionSquaredNorm;
+        dotSum += other.dotSum;
         activeSum += other.activeSum;
         for (int i = 0; i < dIn; i++) {
             sum[i] += other.sum[i];
@@ -91,6 +107,29 @@ public final class ReconstructionStatistics implements Serializable {
         }
         double total = squaredNorm - mean2 / tokens;
         return total > 0 ? squaredError / total : Double.NaN;
+    }
+
+    /** 1 - FVU: the share of the variance around the mean (not around zero) the reconstruction explains. */
+    public double explainedVariance() {
+        return 1 - fvu();
+    }
+
+    /** Mean over tokens of ||x_hat|| / ||x|| (SAELens's l2_ratio): below 1 means shrinkage. */
+    public double l2Ratio() {
+        return l2RatioTokens > 0 ? l2RatioSum / l2RatioTokens : Double.NaN;
+    }
+
+    /**
+     * E||x_hat||^2 / E[x . x_hat] (dictionary_learning's relative reconstruction bias): the factor
+     * gamma minimizing E||x_hat / gamma - x||^2; 1 is unbiased, below 1 shrunk.
+     */
+    public double relativeReconstructionBias() {
+        return dotSum != 0 ? reconstructionSquaredNorm / dotSum : Double.NaN;
+    }
+
+    /** Share of features that fired at least once. */
+    public double fracAlive() {
+        return 1 - deadFeatures() / (double) dSae;
     }
 
     public double cosineSimilarity() {

@@ -18,7 +18,7 @@ import java.util.Arrays;
 
 /**
  * A SAELens-format SAE directory read back (ours or SAELens's own): architectures standard (ReLU),
- * jumprelu and topk, fp32 in memory whatever the stored float type. Encodes raw activations as
+ * jumprelu, topk and gated ({@code H(z) * ReLU((z - b_gate) exp(r_mag) + b_mag)} with z from b_gate), fp32 in memory whatever the stored float type. Encodes raw activations as
  * SAELens does: {@code z = (x - b_dec) W_enc + b_enc} (without the b_dec subtraction if
  * apply_b_dec_to_input is false), then ReLU, {@code z * (z > threshold)} or top-k then ReLU.
  */
@@ -38,6 +38,9 @@ public final class SaeLensDictionary {
     private final INDArray bDec;
     private final INDArray threshold;
     private final INDArray wSkip;
+    /** Gated only: r_mag and b_mag [d_sae] (b_enc holds b_gate); null otherwise. */
+    private INDArray rMag;
+    private INDArray bMag;
 
     private SaeLensDictionary(Path directory, JsonNode cfg, String architecture, int dIn, int dSae, int dOut, int k,
                               boolean applyBDecToInput, INDArray wEnc, INDArray bEnc, INDArray wDec, INDArray bDec,
@@ -70,15 +73,16 @@ public final class SaeLensDictionary {
             throw new IllegalArgumentException(cfgFile + " is not valid JSON (" + e.getMessage() + ")");
         }
         String declared = cfg.path("architecture").asText("standard");
-        if (!Arrays.asList("standard", "jumprelu", "topk", "transcoder", "skip_transcoder", "jumprelu_transcoder",
+        if (!Arrays.asList("standard", "jumprelu", "topk", "gated", "transcoder", "skip_transcoder", "jumprelu_transcoder",
                 "jumprelu_skip_transcoder").contains(declared)) {
             throw new IllegalArgumentException(cfgFile + ": architecture '" + declared + "' is not supported; Spindle reads standard,"
-                    + " jumprelu and topk SAEs and (skip/jumprelu) transcoders");
+                    + " jumprelu, topk and gated SAEs and (skip/jumprelu) transcoders");
         }
         boolean transcoder = declared.endsWith("transcoder") || cfg.has("d_out");
         boolean skip = declared.contains("skip");
         // The activation behind the SAELens name.
-        String architecture = declared.startsWith("jumprelu") ? "jumprelu" : declared.equals("topk") ? "topk" : "standard";
+        String architecture = declared.startsWith("jumprelu") ? "jumprelu" : declared.equals("topk") || declared.equals("gated")
+                ? declared : "standard";
         int dIn = required(cfg, "d_in", cfgFile);
         int dSae = required(cfg, "d_sae", cfgFile);
         int dOut = cfg.has("d_out") ? required(cfg, "d_out", cfgFile) : dIn;
@@ -92,14 +96,19 @@ public final class SaeLensDictionary {
         Path weights = directory.resolve("sae_weights.safetensors");
         try (SafeTensors st = SafeTensors.open(weights)) {
             INDArray wEnc = tensor(st, "W_enc", dIn, dSae);
-            INDArray bEnc = tensor(st, "b_enc", dSae);
+            INDArray bEnc = tensor(st, architecture.equals("gated") ? "b_gate" : "b_enc", dSae);
             INDArray wDec = tensor(st, "W_dec", dSae, dOut);
             INDArray bDec = tensor(st, "b_dec", dOut);
             INDArray threshold = architecture.equals("jumprelu") ? tensor(st, "threshold", dSae) : null;
             // SAELens stores W_skip as [d_out, d_in] and applies x W_skip^T; keep it as [d_in, d_out].
             INDArray wSkip = skip || st.contains("W_skip") ? tensor(st, "W_skip", dOut, dIn).transpose().dup('c') : null;
-            return new SaeLensDictionary(directory, cfg, architecture, dIn, dSae, dOut, k, applyBDec, wEnc, bEnc, wDec, bDec,
-                    threshold, wSkip);
+            SaeLensDictionary dictionary = new SaeLensDictionary(directory, cfg, architecture, dIn, dSae, dOut, k, applyBDec, wEnc,
+                    bEnc, wDec, bDec, threshold, wSkip);
+            if (architecture.equals("gated")) {
+                dictionary.rMag = tensor(st, "r_mag", dSae);
+                dictionary.bMag = tensor(st, "b_mag", dSae);
+            }
+            return dictionary;
         }
     }
 
@@ -138,6 +147,13 @@ public final class SaeLensDictionary {
                 z.muli(keep);
             }
             case "topk" -> z = TopKSelection.keepTopK(z, k);
+            case "gated" -> {
+                // magnitude = ReLU((z - b_gate) exp(r_mag) + b_mag), kept where the gate z > 0.
+                INDArray magnitude = z.subRowVector(bEnc).muliRowVector(Transforms.exp(rMag, true)).addiRowVector(bMag);
+                Transforms.relu(magnitude, false);
+                Nd4j.exec(new Step(z, z, 0.0));
+                z.muli(magnitude);
+            }
             default -> Transforms.relu(z, false);
         }
         return z;

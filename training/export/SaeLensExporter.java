@@ -17,7 +17,7 @@ import java.util.Map;
 /**
  * Writes a trained SAE as a SAELens 6 directory: {@code cfg.json}, {@code sae_weights.safetensors}
  * (W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, plus {@code threshold} for JumpReLU and
- * BatchTopK-as-JumpReLU) and, given feature densities, {@code sparsity.safetensors} (log10 density).
+ * BatchTopK/Matryoshka-as-JumpReLU; gated: b_gate, r_mag, b_mag instead of b_enc) and, given feature densities, {@code sparsity.safetensors} (log10 density).
  *
  * <p>The SAE was trained on inputs scaled by s; the scale is folded into the weights so the export
  * works on raw activations: with x_n = s x, {@code W_enc' = s W_enc}, {@code b_dec' = b_dec / s},
@@ -82,9 +82,15 @@ public final class SaeLensExporter {
         float[] bDec = scaled(sae.bDec(), 1 / targetScale);
         SafeTensorsWriter weights = new SafeTensorsWriter()
                 .metadata("format", "pt")
-                .addF32("W_enc", wEnc, dIn, dSae)
-                .addF32("b_enc", bEnc, dSae)
-                .addF32("W_dec", wDec, dSae, dOut)
+                .addF32("W_enc", wEnc, dIn, dSae);
+        if (sae instanceof training.sae.GatedSae gated) {
+            // SAELens's gated layout: b_gate instead of b_enc, plus r_mag and b_mag (all unchanged by the input scale).
+            weights.addF32("b_gate", bEnc, dSae).addF32("r_mag", scaled(gated.rMag(), 1), dSae)
+                    .addF32("b_mag", scaled(gated.bMag(), 1), dSae);
+        } else {
+            weights.addF32("b_enc", bEnc, dSae);
+        }
+        weights.addF32("W_dec", wDec, dSae, dOut)
                 .addF32("b_dec", bDec, dOut);
         if (sae.wSkip() != null) {
             weights.addF32("W_skip", scaled(sae.wSkip().transpose(), normalizationScale / targetScale), dOut, dIn);

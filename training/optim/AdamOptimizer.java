@@ -35,6 +35,20 @@ public final class AdamOptimizer {
         parameters.subi(gradients);
     }
 
+    /**
+     * As {@link #step(INDArray, INDArray, int)}, with the update of parameters {@code from..end}
+     * multiplied by {@code tailFactor}: those parameters train at {@code tailFactor} times the lr
+     * (Adam's update is proportional to the lr), e.g. JumpReLU log-thresholds at their own rate.
+     */
+    public void step(INDArray parameters, INDArray gradients, int iteration, long from, double tailFactor) {
+        updater.applyUpdater(gradients, iteration, 0);
+        if (tailFactor != 1 && from < gradients.length()) {
+            gradients.get(org.nd4j.linalg.indexing.NDArrayIndex.point(0),
+                    org.nd4j.linalg.indexing.NDArrayIndex.interval(from, gradients.length())).muli(tailFactor);
+        }
+        parameters.subi(gradients);
+    }
+
     public double learningRate(int iteration) {
         return learningRate.valueAt(iteration, 0);
     }

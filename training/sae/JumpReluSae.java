@@ -12,8 +12,13 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * with the rectangle kernel {@code K(u) = 1{|u| < 1/2}} and bandwidth eps:
  * {@code df/dtheta = -(theta/eps) K((z - theta)/eps)}, {@code dH/dtheta = -(1/eps) K(...)},
  * {@code df/dz = H(z - theta)}, and no gradient to z through the L0 step.
- * Sparsity: L0 {@code lambda sum_i H(z_i - theta_i)} or tanh {@code lambda sum_i tanh(c f_i ||W_dec,i||)};
- * plus the pre-activation loss {@code lambda_p sum_i ReLU(theta_i - z_i) ||W_dec,i||} on dead features.
+ * Sparsity: L0 {@code lambda sum_i H(z_i - theta_i)}, tanh {@code lambda sum_i tanh(c f_i ||W_dec,i||)},
+ * or quadratic {@code lambda d (L0 / L0_target - 1)^2} with {@code L0} the batch's mean count of active
+ * latents (Gemma Scope 2, SAELens 6) and d the target width: normalized inputs have E||x||^2 = d, so
+ * at lambda = 1 an L0 of twice the target costs what reconstructing nothing would, whatever the
+ * width. Its threshold gradient is the L0 term's with the coefficient
+ * {@code 2 lambda d (L0 / L0_target - 1) / L0_target}, so it pushes thresholds up above the target
+ * and down below it; plus the pre-activation loss {@code lambda_p sum_i ReLU(theta_i - z_i) ||W_dec,i||} on dead features.
  * Thresholds live in the flat parameter array, which is fp32 (or fp64) so their small updates are
  * not rounded away as in bf16.
  */
@@ -36,9 +41,42 @@ public final class JumpReluSae extends SparseAutoencoder {
         bandwidth = config.bandwidth();
     }
 
+    /**
+     * A positive {@code thresholdInit} sets every threshold to it. 0 (the reference default) starts
+     * each feature's threshold at the quantile of its own pre-activations, over the normalization
+     * sample, that it exceeds on {@code targetL0 / d_sae} of the tokens: the first batch then fires
+     * about {@code targetL0} latents per token whatever the activation scale, instead of nearly all
+     * of them (a constant far below the pre-activations) or none (far above).
+     */
     @Override
-    protected void initializeExtra() {
-        logThreshold.assign(Math.log(config.thresholdInit()));
+    protected void initializeExtra(INDArray inputSample) {
+        if (config.thresholdInit() > 0 || inputSample == null || inputSample.rows() == 0) {
+            logThreshold.assign(Math.log(config.thresholdInit() > 0 ? config.thresholdInit() : 0.01));
+            return;
+        }
+        logThreshold.assign(Nd4j.createFromArray(logQuantileThresholds(preActivations(inputSample), config.targetL0() / dSae))
+                .castTo(dtype));
+    }
+
+    /**
+     * log of the per-column value exceeded by {@code fraction} of the rows of {@code z} [n, d_sae],
+     * floored at a small positive value (exp(log_theta) must stay positive) when a feature's
+     * quantile is not positive.
+     */
+    static double[] logQuantileThresholds(INDArray z, double fraction) {
+        int rows = (int) z.rows();
+        int cols = (int) z.columns();
+        double[][] columns = z.transpose().dup('c').toDoubleMatrix();
+        int above = (int) Math.max(1, Math.min(rows - 1, Math.round(fraction * rows)));
+        double[] out = new double[cols];
+        for (int i = 0; i < cols; i++) {
+            double[] c = columns[i];
+            java.util.Arrays.sort(c);
+            double q = c[rows - above - 1]; // 'above' values lie strictly above this one (ties aside)
+            double spread = c[rows - 1] - c[0];
+            out[i] = Math.log(q > 0 ? q : Math.max(1e-3 * spread, 1e-6));
+        }
+        return out;
     }
 
     public INDArray logThreshold() {
@@ -60,18 +98,41 @@ public final class JumpReluSae extends SparseAutoencoder {
         return config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.TANH;
     }
 
+    private boolean quadratic() {
+        return config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.QUADRATIC;
+    }
+
+    /** lambda d: the quadratic penalty in units of the normalized target's energy E||y||^2 = d. */
+    private double quadraticWeight() {
+        return sparsityCoefficient * dOut;
+    }
+
+    /** The batch's mean number of active latents per token. */
+    private double batchL0() {
+        return fireCounts.sumNumber().doubleValue() / batch;
+    }
+
     @Override
     protected double sparsityLoss() {
+        if (quadratic()) {
+            double gap = batchL0() / config.targetL0() - 1;
+            return quadraticWeight() * gap * gap;
+        }
         if (!tanh()) {
-            return sparsityCoefficient * fireCounts.sumNumber().doubleValue() / batch;
+            return sparsityCoefficient * batchL0();
         }
         return JumpReluMath.tanhPenalty(f, decoderNorms, config.tanhScale(), sparsityCoefficient / batch, rowA, df);
     }
 
     @Override
     protected void sparsityBackward() {
+        // Quadratic: d/dtheta lambda (L0/T - 1)^2 = [2 lambda (L0/T - 1) / T] dL0/dtheta, i.e. the L0 term's
+        // straight-through gradient with that coefficient (negative below the target: thresholds fall).
+        double coefficient = quadratic()
+                ? 2 * quadraticWeight() * (batchL0() / config.targetL0() - 1) / config.targetL0()
+                : sparsityCoefficient;
         JumpReluMath.sparsityBackward(z, f, df, work, threshold, decoderNorms, normGrad, gLogThreshold, rowA, rowB,
-                sparsityCoefficient / batch, config.tanhScale(), bandwidth, tanh());
+                coefficient / batch, config.tanhScale(), bandwidth, tanh());
     }
 
     @Override

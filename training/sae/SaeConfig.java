@@ -50,22 +50,30 @@ public record SaeConfig(
         int normalizationBatches,
         int dOut,
         boolean skipConnection,
-        double targetNormalizationScale) implements java.io.Serializable {
+        double targetNormalizationScale,
+        double targetL0,
+        double thresholdLearningRate,
+        java.util.List<Integer> matryoshkaWidths) implements java.io.Serializable {
 
     public enum Architecture {
-        RELU, JUMPRELU, TOPK, BATCHTOPK;
+        RELU, JUMPRELU, TOPK, BATCHTOPK, MATRYOSHKA, GATED;
 
         public static Architecture parse(String name) {
             try {
-                return valueOf(name.trim().toUpperCase(Locale.ROOT).replace("-", "").replace("_", ""));
+                String key = name.trim().toUpperCase(Locale.ROOT).replace("-", "").replace("_", "");
+                return valueOf(key.equals("MATRYOSHKABATCHTOPK") ? "MATRYOSHKA" : key);
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("unknown SAE architecture '" + name + "'; use relu, jumprelu, topk or batchtopk");
+                throw new IllegalArgumentException("unknown SAE architecture '" + name + "'; use relu, jumprelu, topk, batchtopk, matryoshka or gated");
             }
         }
     }
 
-    /** JumpReLU sparsity penalty: DeepMind's L0 count or Anthropic's tanh of decoder-weighted activations. */
-    public enum JumpReluSparsity { L0, TANH }
+    /**
+     * JumpReLU sparsity penalty: DeepMind's L0 count, Anthropic's tanh of decoder-weighted
+     * activations, or the quadratic penalty on the gap to a target L0 (Gemma Scope 2, SAELens 6):
+     * {@code lambda * (L0_batch / target - 1)^2}.
+     */
+    public enum JumpReluSparsity { L0, TANH, QUADRATIC }
 
     /** How b_dec starts: the data sample's mean, its geometric median, or zero. */
     public enum DecoderBiasInit { MEAN, GEOMETRIC_MEDIAN, ZERO }
@@ -108,7 +116,44 @@ public record SaeConfig(
     }
 
     public boolean usesAuxK() {
-        return architecture == Architecture.TOPK || architecture == Architecture.BATCHTOPK;
+        return architecture == Architecture.TOPK || architecture == Architecture.BATCHTOPK || architecture == Architecture.MATRYOSHKA;
+    }
+
+    /** True for the architectures whose sparsity is a top-k (k latents per token, or on average). */
+    public boolean usesK() {
+        return usesAuxK();
+    }
+
+    /** Adam's learning rate for JumpReLU log-thresholds: {@code thresholdLearningRate}, or the lr when 0. */
+    public double effectiveThresholdLearningRate() {
+        return thresholdLearningRate > 0 ? thresholdLearningRate : THRESHOLD_LR_FACTOR * learningRate;
+    }
+
+    /**
+     * Log-thresholds train at this multiple of the lr unless told otherwise. Adam moves a
+     * log-threshold by at most about lr per step, i.e. by a factor e^lr, while an encoder row
+     * starting at norm 0.1 grows by far more per step in relative terms: at the shared lr the
+     * pre-activations outgrow thresholds that cannot follow (measured in docs/TRAINING.md).
+     */
+    public static final double THRESHOLD_LR_FACTOR = 10;
+
+    /**
+     * Matryoshka prefix widths, strictly increasing, ending at d_sae (appended when missing, as
+     * SAELens does); empty lists give the default d_sae/16, d_sae/4, d_sae.
+     */
+    public int[] effectiveMatryoshkaWidths() {
+        java.util.List<Integer> widths = new java.util.ArrayList<>(matryoshkaWidths == null ? java.util.List.of() : matryoshkaWidths);
+        if (widths.isEmpty()) {
+            for (int w : new int[] {dSae / 16, dSae / 4}) {
+                if (w >= 1 && (widths.isEmpty() || w > widths.get(widths.size() - 1))) {
+                    widths.add(w);
+                }
+            }
+        }
+        if (widths.isEmpty() || widths.get(widths.size() - 1) != dSae) {
+            widths.add(dSae);
+        }
+        return widths.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private static void validate(SaeConfig c) {
@@ -119,7 +164,7 @@ public record SaeConfig(
         require(c.targetNormalizationScale >= 0 && Double.isFinite(c.targetNormalizationScale),
                 "target normalization scale is " + c.targetNormalizationScale + "; use 0 to estimate it or a positive factor");
         require(c.dSae >= 1, "d_sae is " + c.dSae + "; it must be >= 1 (typically 4-64 x d_in)");
-        if (c.architecture == Architecture.TOPK || c.architecture == Architecture.BATCHTOPK) {
+        if (c.usesK()) {
             require(c.k >= 1, "k is " + c.k + "; " + c.architecture.name().toLowerCase(Locale.ROOT) + " needs k >= 1 active latents per token");
             require(c.k <= c.dSae, "k is " + c.k + " but d_sae is " + c.dSae + "; k must not exceed d_sae");
             require(c.kAux >= 0, "k_aux is " + c.kAux + "; use 0 for the default d_in/2 or a positive count");
@@ -130,9 +175,28 @@ public record SaeConfig(
         if (c.architecture == Architecture.JUMPRELU) {
             require(c.jumpReluSparsity != null, "jumprelu sparsity kind is missing; use l0 or tanh");
             require(c.bandwidth > 0, "jumprelu bandwidth is " + c.bandwidth + "; it must be > 0 (e.g. 0.05 on normalized inputs)");
-            require(c.thresholdInit > 0, "jumprelu threshold init is " + c.thresholdInit + "; it must be > 0 (it is stored as a log)");
+            require(c.thresholdInit >= 0 && Double.isFinite(c.thresholdInit), "jumprelu threshold init is " + c.thresholdInit
+                    + "; use 0 to initialize each threshold from the data or a positive constant (it is stored as a log)");
+            require(c.thresholdLearningRate >= 0 && Double.isFinite(c.thresholdLearningRate), "threshold learning rate is "
+                    + c.thresholdLearningRate + "; use 0 for the lr or a positive rate");
+            require(c.thresholdInit > 0 || c.targetL0 > 0, "jumprelu thresholds initialized from the data (threshold-init = 0)"
+                    + " need a positive target-l0: each starts at the quantile its feature exceeds on target-l0 / d_sae of tokens");
+            require(c.jumpReluSparsity != JumpReluSparsity.QUADRATIC || c.targetL0 > 0,
+                    "target L0 is " + c.targetL0 + "; the quadratic penalty needs a positive target-l0 (active latents per token)");
+            require(c.targetL0 >= 0 && c.targetL0 <= c.dSae, "target L0 is " + c.targetL0 + " but d_sae is " + c.dSae
+                    + "; it must be in [0, d_sae]");
             require(c.tanhScale > 0, "tanh scale c is " + c.tanhScale + "; it must be > 0 (Anthropic uses 4)");
             require(c.preActLossCoefficient >= 0, "pre-activation loss coefficient is " + c.preActLossCoefficient + "; it must be >= 0");
+        }
+        require(c.architecture != Architecture.GATED || c.dOut == 0,
+                "a gated transcoder has no SAELens layout to export to; use relu, jumprelu, topk, batchtopk or matryoshka for transcoders");
+        if (c.architecture == Architecture.MATRYOSHKA && c.matryoshkaWidths != null) {
+            int previous = 0;
+            for (int w : c.matryoshkaWidths) {
+                require(w > previous && w <= c.dSae, "matryoshka widths " + c.matryoshkaWidths
+                        + " must be strictly increasing, each in [1, d_sae = " + c.dSae + "]");
+                previous = w;
+            }
         }
         require(c.decoderInitNorm > 0, "decoder init norm is " + c.decoderInitNorm + "; it must be > 0 (0.1 is usual)");
         require(c.decoderBiasInit != null, "decoder bias init is missing; use mean, geometric_median or zero");
@@ -198,6 +262,9 @@ public record SaeConfig(
         private int dOut = 0;
         private boolean skipConnection = false;
         private double targetNormalizationScale = 0;
+        private double targetL0 = 0;
+        private double thresholdLearningRate = 0;
+        private java.util.List<Integer> matryoshkaWidths = java.util.List.of();
 
         private Builder(Architecture architecture, int dIn, int dSae) {
             this.architecture = architecture;
@@ -218,6 +285,7 @@ public record SaeConfig(
             checkpointEverySteps = c.checkpointEverySteps; normalizationScale = c.normalizationScale;
             normalizationBatches = c.normalizationBatches; dOut = c.dOut; skipConnection = c.skipConnection;
             targetNormalizationScale = c.targetNormalizationScale;
+            targetL0 = c.targetL0; thresholdLearningRate = c.thresholdLearningRate; matryoshkaWidths = c.matryoshkaWidths;
         }
 
         public Builder architecture(Architecture v) { architecture = v; return this; }
@@ -260,6 +328,12 @@ public record SaeConfig(
         public Builder skipConnection(boolean v) { skipConnection = v; return this; }
         /** 0 means: estimate so that E||y|| = sqrt(d_out) (transcoders). */
         public Builder targetNormalizationScale(double v) { targetNormalizationScale = v; return this; }
+        /** JumpReLU quadratic penalty: the L0 (active latents per token) it aims at; also sets data-initialized thresholds. */
+        public Builder targetL0(double v) { targetL0 = v; return this; }
+        /** Adam lr of JumpReLU log-thresholds; 0 = {@link #THRESHOLD_LR_FACTOR} x the lr. */
+        public Builder thresholdLearningRate(double v) { thresholdLearningRate = v; return this; }
+        /** Matryoshka prefix widths; empty = d_sae/16, d_sae/4, d_sae. */
+        public Builder matryoshkaWidths(java.util.List<Integer> v) { matryoshkaWidths = java.util.List.copyOf(v); return this; }
 
         public SaeConfig build() {
             return new SaeConfig(architecture, dIn, dSae, k, sparsityCoefficient, jumpReluSparsity, tanhScale, bandwidth,
@@ -267,7 +341,7 @@ public record SaeConfig(
                     learningRate, beta1, beta2, adamEpsilon, lrWarmupSteps, lrDecayFraction, sparsityWarmupSteps,
                     gradClipNorm, batchSize, totalTokens, seed, deadWindowTokens, denseThreshold, metricsEverySteps,
                     checkpointEverySteps, normalizationScale, normalizationBatches, dOut, skipConnection,
-                    targetNormalizationScale).validated();
+                    targetNormalizationScale, targetL0, thresholdLearningRate, matryoshkaWidths).validated();
         }
     }
 }

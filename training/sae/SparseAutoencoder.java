@@ -134,6 +134,8 @@ public abstract class SparseAutoencoder {
             case JUMPRELU -> new JumpReluSae(config, dtype);
             case TOPK -> new TopKSae(config, dtype);
             case BATCHTOPK -> new BatchTopKSae(config, dtype);
+            case MATRYOSHKA -> new MatryoshkaBatchTopKSae(config, dtype);
+            case GATED -> new GatedSae(config, dtype);
         };
     }
 
@@ -158,6 +160,11 @@ public abstract class SparseAutoencoder {
 
     public SaeConfig config() {
         return config;
+    }
+
+    /** Parameters before the architecture's own (W_enc, b_enc, W_dec, b_dec, W_skip). */
+    public long sharedParameterCount() {
+        return sharedParameterCount;
     }
 
     public DataType dataType() {
@@ -280,7 +287,7 @@ public abstract class SparseAutoencoder {
         if (wSkip != null) {
             wSkip.assign(0);
         }
-        initializeExtra();
+        initializeExtra(inputSample);
     }
 
     /** [rows, cols] with each row a random direction of norm {@code decoderInitNorm}. */
@@ -301,7 +308,13 @@ public abstract class SparseAutoencoder {
         return Nd4j.createFromArray(values).castTo(dtype).reshape(rows, cols);
     }
 
-    protected void initializeExtra() {
+    /** The architecture's own parameters, once the shared ones are set; {@code inputSample} may be null. */
+    protected void initializeExtra(INDArray inputSample) {
+    }
+
+    /** Pre-activations z [n, d_sae] of (normalized) inputs [n, d_in] at the current weights; allocates. */
+    protected final INDArray preActivations(INDArray x) {
+        return (transcoder ? x : x.subRowVector(bDec)).mmul(wEnc).addiRowVector(bEnc);
     }
 
     private void ensureBuffers(int rows) {
@@ -386,6 +399,7 @@ public abstract class SparseAutoencoder {
             Nd4j.exec(new BroadcastMulOp(wDec, featureScratch, decoderScratch, 0));
             gWDec.addi(decoderScratch);
         }
+        afterBackward();
         return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
     }
 
@@ -462,6 +476,15 @@ public abstract class SparseAutoencoder {
      */
     protected double auxiliaryLoss(boolean backward, double residualScale) {
         return 0;
+    }
+
+    /** The input batch of the current pass (for terms that reach the skip connection). */
+    protected final INDArray currentInput() {
+        return input;
+    }
+
+    /** Lets an architecture correct the gradients once the shared backward pass is done (gated: b_gate). */
+    protected void afterBackward() {
     }
 
     /** Inference-time activation of pre-activations, in place (no training statistics). */

@@ -123,7 +123,13 @@ public final class SaeStep implements DictionaryStep {
     @Override
     public void update(long step, double[] fireCounts, int rows) {
         GradientClipping.clipGlobalNorm(sae.gradients(), config.gradClipNorm());
-        adam.step(sae.parameters(), sae.gradients(), (int) step);
+        if (config.architecture() == SaeConfig.Architecture.JUMPRELU) {
+            // Log-thresholds (the parameters after the shared ones) at their own rate.
+            adam.step(sae.parameters(), sae.gradients(), (int) step, sae.sharedParameterCount(),
+                    config.effectiveThresholdLearningRate() / config.learningRate());
+        } else {
+            adam.step(sae.parameters(), sae.gradients(), (int) step);
+        }
         stats.update(fireCounts, rows);
     }
 

@@ -39,7 +39,7 @@ import java.util.Optional;
  */
 public final class SaeTrainer {
 
-    /** One metrics record, as written to metrics.jsonl; loss parts are averages over the interval. */
+    /** One metrics record, as written to metrics.jsonl; loss parts, FVU and L0 are averages over the interval's steps. */
     public record Metrics(long step, long totalSteps, long tokens, double loss, double mse, double sparsity,
                           double auxiliary, double fvu, double l0, double deadFraction, double denseFraction,
                           double learningRate, double sparsityCoefficient, double tokensPerSecond) {
@@ -197,20 +197,19 @@ public final class SaeTrainer {
                 SparseAutoencoder.LossParts parts = stepper.run(batch, config.isTranscoder() ? target : null, step);
                 tokens += batchSize;
                 step++;
-                interval.add(parts);
+                interval.add(parts, SaeStep.fvu(target, sae.lastReconstruction()), lambda);
                 if (step % config.metricsEverySteps() == 0 || step == totalSteps) {
-                    Metrics m = interval.metrics(step, totalSteps, tokens, SaeStep.fvu(target, sae.lastReconstruction()), stats,
-                            adam.learningRate((int) step - 1), lambda, batchSize);
-                    metrics.write(JSON.writeValueAsString(m));
-                    metrics.newLine();
-                    metrics.flush();
-                    listeners.forEach(l -> l.onMetrics(m));
+                    writeMetrics(metrics, interval.metrics(step, totalSteps, tokens, stats, adam.learningRate((int) step - 1), batchSize));
                     interval = new Interval();
                 }
                 if (config.checkpointEverySteps() > 0 && step % config.checkpointEverySteps() == 0) {
                     writeCheckpoint(stepper, step, tokens, source.position(), scale, targetScale);
                     lastCheckpointStep = step;
                 }
+            }
+            if (interval.steps > 0) {
+                // The activations ended inside a metrics window: its steps are reported too.
+                writeMetrics(metrics, interval.metrics(step, totalSteps, tokens, stats, adam.learningRate((int) step - 1), batchSize));
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write metrics in " + output + ": " + e.getMessage(), e);
@@ -298,6 +297,13 @@ public final class SaeTrainer {
 
     // ---- metrics ----
 
+    private void writeMetrics(BufferedWriter metrics, Metrics m) throws IOException {
+        metrics.write(JSON.writeValueAsString(m));
+        metrics.newLine();
+        metrics.flush();
+        listeners.forEach(l -> l.onMetrics(m));
+    }
+
     private static final class Interval {
         private final long startNanos = System.nanoTime();
         private int steps;
@@ -306,9 +312,13 @@ public final class SaeTrainer {
         private double sparsity;
         private double auxiliary;
         private double l0;
+        private double fvu;
+        private double lambda;
 
-        void add(SparseAutoencoder.LossParts parts) {
+        void add(SparseAutoencoder.LossParts parts, double batchFvu, double coefficient) {
             steps++;
+            fvu += batchFvu;
+            lambda = coefficient;
             loss += parts.total();
             mse += parts.mse();
             sparsity += parts.sparsity();
@@ -316,11 +326,11 @@ public final class SaeTrainer {
             l0 += parts.l0();
         }
 
-        Metrics metrics(long step, long totalSteps, long tokens, double fvu, FeatureStatistics stats, double lr,
-                        double lambda, int batchSize) {
+        /** Averages over the interval's steps (FVU too: the mean of each batch's). */
+        Metrics metrics(long step, long totalSteps, long tokens, FeatureStatistics stats, double lr, int batchSize) {
             double seconds = (System.nanoTime() - startNanos) / 1e9;
             return new Metrics(step, totalSteps, tokens, loss / steps, mse / steps, sparsity / steps, auxiliary / steps,
-                    fvu, l0 / steps, stats.deadFraction(), stats.takeDenseFraction(), lr, lambda,
+                    fvu / steps, l0 / steps, stats.deadFraction(), stats.takeDenseFraction(), lr, lambda,
                     seconds > 0 ? steps * (double) batchSize / seconds : 0);
         }
     }

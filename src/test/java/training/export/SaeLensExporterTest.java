@@ -76,11 +76,18 @@ class SaeLensExporterTest {
         float[] wDec;
         float[] bDec;
         float[] threshold = null;
+        float[] rMag = null;
+        float[] bMag = null;
         try (SafeTensors st = SafeTensors.open(dir.resolve("sae_weights.safetensors"))) {
             assertEquals("[" + D_IN + ", " + D_SAE + "]", st.info("W_enc").shapeString());
             assertEquals("[" + D_SAE + ", " + D_IN + "]", st.info("W_dec").shapeString());
             wEnc = st.floats("W_enc");
-            bEnc = st.floats("b_enc");
+            bEnc = st.floats(architecture.equals("gated") ? "b_gate" : "b_enc");
+            if (architecture.equals("gated")) {
+                assertTrue(!st.contains("b_enc"), "SAELens's gated layout has no b_enc");
+                rMag = st.floats("r_mag");
+                bMag = st.floats("b_mag");
+            }
             wDec = st.floats("W_dec");
             bDec = st.floats("b_dec");
             if (architecture.equals("jumprelu")) {
@@ -127,6 +134,12 @@ class SaeLensExporterTest {
                         f[i] = z[i] >= kth ? Math.max(z[i], 0) : 0;
                     }
                 }
+                case "gated" -> {
+                    for (int i = 0; i < D_SAE; i++) {
+                        double magnitude = (z[i] - bEnc[i]) * Math.exp(rMag[i]) + bMag[i];
+                        f[i] = z[i] > 0 ? Math.max(magnitude, 0) : 0;
+                    }
+                }
                 default -> throw new AssertionError("unexpected architecture " + architecture);
             }
             for (int i = 0; i < D_SAE; i++) {
@@ -168,7 +181,18 @@ class SaeLensExporterTest {
     @Test
     void batchTopKExportsAsJumpRelu() throws Exception {
         roundTrip(config(SaeConfig.Architecture.BATCHTOPK).build());
-        JsonNode cfg = new ObjectMapper().readTree(dir.resolve("cfg.json").toFile());
-        assertEquals("jumprelu", cfg.get("architecture").asText());
+        assertEquals("jumprelu", new ObjectMapper().readTree(dir.resolve("cfg.json").toFile()).get("architecture").asText());
+    }
+
+    @Test
+    void matryoshkaExportsAsJumpRelu() throws Exception {
+        roundTrip(config(SaeConfig.Architecture.MATRYOSHKA).matryoshkaWidths(java.util.List.of(8, 20)).build());
+        assertEquals("jumprelu", new ObjectMapper().readTree(dir.resolve("cfg.json").toFile()).get("architecture").asText());
+    }
+
+    @Test
+    void gatedInSaeLensGatedLayout() throws Exception {
+        roundTrip(config(SaeConfig.Architecture.GATED).build());
+        assertEquals("gated", new ObjectMapper().readTree(dir.resolve("cfg.json").toFile()).get("architecture").asText());
     }
 }

@@ -61,6 +61,15 @@ final class ReferenceSae {
         return shared + i;
     }
 
+    /** Gated: the per-latent magnitude scale exp(r_mag_i) and bias b_mag_i (extra parameters after the shared ones). */
+    double rMag(double[] p, int i) {
+        return p[shared + i];
+    }
+
+    double bMag(double[] p, int i) {
+        return p[shared + dSae + i];
+    }
+
     double[][] preActivations(double[] p, double[][] x) {
         double[][] z = new double[x.length][dSae];
         for (int b = 0; b < x.length; b++) {
@@ -103,7 +112,16 @@ final class ReferenceSae {
                     }
                 }
             }
-            case BATCHTOPK -> {
+            case GATED -> {
+                for (int b = 0; b < batch; b++) {
+                    for (int i = 0; i < dSae; i++) {
+                        double u = z[b][i] - bEnc(p, i);
+                        double mag = u * Math.exp(rMag(p, i)) + bMag(p, i);
+                        f[b][i] = z[b][i] > 0 ? Math.max(mag, 0) : 0;
+                    }
+                }
+            }
+            case BATCHTOPK, MATRYOSHKA -> {
                 double[] positives = Arrays.stream(z).flatMapToDouble(Arrays::stream).filter(v -> v > 0).sorted().toArray();
                 int keep = Math.min(config.k() * batch, positives.length);
                 double t = keep == 0 ? Double.POSITIVE_INFINITY : positives[positives.length - keep];
@@ -118,11 +136,16 @@ final class ReferenceSae {
     }
 
     double[][] reconstruction(double[] p, double[][] f, double[][] x) {
+        return reconstruction(p, f, x, dSae);
+    }
+
+    /** The reconstruction from the first {@code width} latents only (a Matryoshka prefix). */
+    double[][] reconstruction(double[] p, double[][] f, double[][] x, int width) {
         double[][] xHat = new double[f.length][dOut];
         for (int b = 0; b < f.length; b++) {
             for (int j = 0; j < dOut; j++) {
                 double s = bDec(p, j);
-                for (int i = 0; i < dSae; i++) {
+                for (int i = 0; i < width; i++) {
                     s += f[b][i] * wDec(p, i, j);
                 }
                 if (skip) {
@@ -170,13 +193,44 @@ final class ReferenceSae {
         }
         double loss = mse / batch;
         double lambda = sparsityCoefficient;
+        if (config.architecture() == SaeConfig.Architecture.MATRYOSHKA) {
+            int[] widths = config.effectiveMatryoshkaWidths();
+            for (int l = 0; l < widths.length - 1; l++) {
+                double[][] inner = reconstruction(p, f, x, widths[l]);
+                for (int b = 0; b < batch; b++) {
+                    for (int j = 0; j < dOut; j++) {
+                        loss += (inner[b][j] - y[b][j]) * (inner[b][j] - y[b][j]) / batch;
+                    }
+                }
+            }
+        }
+        if (config.architecture() == SaeConfig.Architecture.GATED) {
+            // Auxiliary reconstruction from ReLU(pi_gate) (its gradient reaches the decoder, as in SAELens).
+            for (int b = 0; b < batch; b++) {
+                for (int j = 0; j < dOut; j++) {
+                    double r = bDec(p, j) - y[b][j];
+                    for (int i = 0; i < dSae; i++) {
+                        r += Math.max(z[b][i], 0) * wDec(p, i, j);
+                    }
+                    loss += r * r / batch;
+                }
+            }
+        }
+        if (config.architecture() == SaeConfig.Architecture.JUMPRELU
+                && config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.QUADRATIC) {
+            double gap = meanL0(p, z) / config.targetL0() - 1;
+            loss += lambda * dOut * gap * gap;
+        }
         for (int b = 0; b < batch; b++) {
             for (int i = 0; i < dSae; i++) {
                 double n = decoderNorm(p, i);
                 switch (config.architecture()) {
                     case RELU -> loss += lambda / batch * f[b][i] * n;
+                    case GATED -> loss += lambda / batch * Math.max(z[b][i], 0) * n;
                     case JUMPRELU -> {
-                        if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.L0) {
+                        if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.QUADRATIC) {
+                            // counted once for the batch, above
+                        } else if (config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.L0) {
                             loss += lambda / batch * (z[b][i] > theta(p, i) ? 1 : 0);
                         } else {
                             loss += lambda / batch * Math.tanh(config.tanhScale() * f[b][i] * n);
@@ -194,6 +248,17 @@ final class ReferenceSae {
             loss += auxK(p, z, frozenResidual);
         }
         return loss;
+    }
+
+    /** Mean over the batch of the number of latents above their threshold. */
+    double meanL0(double[] p, double[][] z) {
+        double count = 0;
+        for (double[] row : z) {
+            for (int i = 0; i < dSae; i++) {
+                count += row[i] > theta(p, i) ? 1 : 0;
+            }
+        }
+        return count / z.length;
     }
 
     double auxK(double[] p, double[][] z, double[][] residual) {
@@ -236,6 +301,10 @@ final class ReferenceSae {
         double[][] f = activations(p, z);
         double[][] xHat = reconstruction(p, f, x);
         double[] out = new double[dSae];
+        // The L0 count's coefficient: lambda, or for the quadratic penalty d/dL0 of lambda d (L0/T - 1)^2.
+        double l0Coefficient = config.jumpReluSparsity() == SaeConfig.JumpReluSparsity.QUADRATIC
+                ? 2 * sparsityCoefficient * dOut * (meanL0(p, z) / config.targetL0() - 1) / config.targetL0()
+                : sparsityCoefficient;
         for (int i = 0; i < dSae; i++) {
             double theta = theta(p, i);
             double n = decoderNorm(p, i);
@@ -250,7 +319,7 @@ final class ReferenceSae {
                     double t = Math.tanh(config.tanhScale() * f[b][i] * n);
                     dLdf += sparsityCoefficient / batch * config.tanhScale() * n * (1 - t * t);
                 } else {
-                    g += sparsityCoefficient / batch * (-k / eps);
+                    g += l0Coefficient / batch * (-k / eps);
                 }
                 g += dLdf * (-(theta / eps) * k);
             }

@@ -24,7 +24,15 @@ class SaeConfigTest {
                 .contains("bandwidth"));
         assertTrue(error(() -> SaeConfig.builder(SaeConfig.Architecture.RELU, 64, 128).batchSize(4096).totalTokens(100).build())
                 .contains("less than one batch"));
-        assertTrue(error(() -> SaeConfig.Architecture.parse("gated")).contains("unknown SAE architecture 'gated'"));
+        assertTrue(error(() -> SaeConfig.Architecture.parse("gatd")).contains("unknown SAE architecture 'gatd'"));
+        assertEquals(SaeConfig.Architecture.MATRYOSHKA, SaeConfig.Architecture.parse("matryoshka_batchtopk"));
+        assertTrue(error(() -> SaeConfig.builder(SaeConfig.Architecture.JUMPRELU, 64, 128)
+                .jumpReluSparsity(SaeConfig.JumpReluSparsity.QUADRATIC).build()).contains("target-l0"));
+        assertTrue(error(() -> SaeConfig.builder(SaeConfig.Architecture.JUMPRELU, 64, 128).thresholdInit(0).build())
+                .contains("need a positive target-l0"));
+        assertTrue(error(() -> SaeConfig.builder(SaeConfig.Architecture.MATRYOSHKA, 64, 128)
+                .matryoshkaWidths(java.util.List.of(64, 32)).build()).contains("strictly increasing"));
+        assertTrue(error(() -> SaeConfig.builder(SaeConfig.Architecture.GATED, 64, 128).dOut(32).build()).contains("gated transcoder"));
     }
 
     @Test

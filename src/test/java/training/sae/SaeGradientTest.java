@@ -234,6 +234,33 @@ class SaeGradientTest {
     }
 
     @Test
+    void jumpReluQuadraticPenaltyAboveAndBelowTheTarget() {
+        // Random thresholds fire about half the latents: a target below that L0 and one above it.
+        for (double target : new double[] {1.5, 8.0}) {
+            check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0)
+                    .jumpReluSparsity(SaeConfig.JumpReluSparsity.QUADRATIC).targetL0(target).build(), 0.8, new boolean[D_SAE], 31);
+        }
+        check(base(SaeConfig.Architecture.JUMPRELU).bandwidth(0.4).preActLossCoefficient(0.3)
+                .jumpReluSparsity(SaeConfig.JumpReluSparsity.QUADRATIC).targetL0(3).build(), 0.5, deadPattern(), 32);
+    }
+
+    @Test
+    void matryoshkaNestedPrefixLosses() {
+        check(base(SaeConfig.Architecture.MATRYOSHKA).k(2).matryoshkaWidths(java.util.List.of(2, 5)).build(), 0.0,
+                new boolean[D_SAE], 33);
+        check(base(SaeConfig.Architecture.MATRYOSHKA).k(3).auxKCoefficient(0.5).kAux(3)
+                .matryoshkaWidths(java.util.List.of(3, 7, D_SAE)).build(), 0.0, deadPattern(), 34);
+        check(transcoder(SaeConfig.Architecture.MATRYOSHKA, true).k(2).matryoshkaWidths(java.util.List.of(4)).build(), 0.0,
+                new boolean[D_SAE], 35);
+    }
+
+    @Test
+    void gatedWithSparsityAndAuxiliaryLoss() {
+        check(base(SaeConfig.Architecture.GATED).build(), 0.0, new boolean[D_SAE], 36);
+        check(base(SaeConfig.Architecture.GATED).build(), 0.7, new boolean[D_SAE], 37);
+    }
+
+    @Test
     void batchTopKWithAuxK() {
         check(base(SaeConfig.Architecture.BATCHTOPK).k(2).auxKCoefficient(0.5).kAux(3).build(), 0.0, deadPattern(), 13);
     }
