@@ -12,7 +12,8 @@ import java.util.Locale;
  * the network is loopback) over its rows/s from the local filesystem, the same bf16 cache read
  * alternately from each. It lives with the tests because the minicluster is a test dependency.
  * Run: {@code java -cp target/classes:target/test-classes:TEST_CLASSPATH jobs.bench.HdfsReadBenchmark [rows] [d] [rounds]}
- * with TEST_CLASSPATH from {@code mvn dependency:build-classpath -Dmdep.includeScope=test}.
+ * with TEST_CLASSPATH from {@code mvn dependency:build-classpath -Dmdep.includeScope=test};
+ * {@code -Dhadoop.conf=key=value,...} sets client options to compare.
  */
 public final class HdfsReadBenchmark {
 
@@ -26,6 +27,12 @@ public final class HdfsReadBenchmark {
         int batch = 4096;
         java.nio.file.Path work = Files.createTempDirectory("spindle-hdfs-bench");
         Configuration conf = new Configuration();
+        // -Dhadoop.conf=key=value,key=value: client settings to compare (e.g. io.file.buffer.size).
+        for (String setting : System.getProperty("hadoop.conf", "").split(",")) {
+            if (setting.contains("=")) {
+                conf.set(setting.substring(0, setting.indexOf('=')), setting.substring(setting.indexOf('=') + 1));
+            }
+        }
         try (MiniHdfs hdfs = MiniHdfs.start(work.resolve("hdfs"))) {
             Path local = new Path(work.resolve("cache").toUri());
             Path remote = new Path(hdfs.uri("cache"));
