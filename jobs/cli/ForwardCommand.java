@@ -30,16 +30,8 @@ public final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
     Path model;
 
-    static final class Input {
-        @Option(names = "--text", description = "Prompt text, tokenized with the model's tokenizer.")
-        String text;
-
-        @Option(names = "--tokens", split = ",", description = "Token ids instead of text, comma-separated.")
-        int[] tokens;
-    }
-
     @ArgGroup(exclusive = true, multiplicity = "1")
-    Input input;
+    PromptInput input;
 
     @Option(names = "--hooks", split = ",", description = "Hook points to capture, comma-separated (default: every layer's hook_resid_post).")
     List<String> hooks;

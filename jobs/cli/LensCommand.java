@@ -32,16 +32,8 @@ public final class LensCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Hugging Face model directory.")
     Path model;
 
-    static final class Input {
-        @Option(names = "--text", description = "Prompt text, tokenized with the model's tokenizer.")
-        String text;
-
-        @Option(names = "--tokens", split = ",", description = "Token ids instead of text, comma-separated.")
-        int[] tokens;
-    }
-
     @ArgGroup(exclusive = true, multiplicity = "1")
-    Input input;
+    PromptInput input;
 
     static final class Target {
         @Option(names = "--target-id", description = "Target token id (default: the model's top prediction at the last position).")
