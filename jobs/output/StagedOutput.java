@@ -2,15 +2,14 @@ package jobs.output;
 
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.FileUtil;
 import org.apache.hadoop.fs.Path;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.util.Comparator;
 import java.util.UUID;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * Outputs written by plain-Java code into a local directory and published atomically on any
@@ -27,16 +26,18 @@ public final class StagedOutput {
     public static void directory(Configuration conf, String target, String manifestName, boolean overwrite,
                                  Consumer<java.nio.file.Path> writer) {
         OutputDirectory out = OutputDirectory.begin(conf, target, manifestName, overwrite);
-        java.nio.file.Path local = null;
+        java.nio.file.Path remoteCopy = null; // the local directory a remote output is written into first
         try {
             FileSystem fs = out.staging().getFileSystem(conf);
             boolean isLocal = "file".equals(out.staging().toUri().getScheme());
-            local = isLocal ? java.nio.file.Path.of(out.staging().toUri()) : Files.createTempDirectory("spindle-out-");
+            if (!isLocal) {
+                remoteCopy = Files.createTempDirectory("spindle-out-");
+            }
+            java.nio.file.Path local = isLocal ? java.nio.file.Path.of(out.staging().toUri()) : remoteCopy;
             Files.createDirectories(local);
             writer.accept(local);
             if (!isLocal) {
                 fs.copyFromLocalFile(false, true, new Path(local.toUri()), out.staging());
-                deleteRecursively(local);
             }
             out.publish();
         } catch (IOException e) {
@@ -45,6 +46,10 @@ public final class StagedOutput {
         } catch (RuntimeException e) {
             out.abandon();
             throw e;
+        } finally {
+            if (remoteCopy != null) {
+                FileUtil.fullyDelete(remoteCopy.toFile()); // also after a failed writer
+            }
         }
     }
 
@@ -90,14 +95,6 @@ public final class StagedOutput {
                 } catch (IOException ignored) {
                     // a temporary file; the outcome is already decided
                 }
-            }
-        }
-    }
-
-    private static void deleteRecursively(java.nio.file.Path dir) throws IOException {
-        try (Stream<java.nio.file.Path> paths = Files.walk(dir)) {
-            for (java.nio.file.Path p : (Iterable<java.nio.file.Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-                Files.delete(p);
             }
         }
     }
