@@ -47,8 +47,18 @@ final class TableFiles {
         return name.startsWith("_") || name.startsWith(".");
     }
 
-    /** Writes {@code content} to {@code target}, replacing any previous version atomically (temp + rename). */
+    /**
+     * Writes {@code content} to {@code target}, replacing any previous version atomically: temp +
+     * rename where renames are atomic, one whole-object write on an object store (see
+     * {@link CommitProtocol}), where a PUT is all-or-nothing and a rename would be a second copy.
+     */
     static void writeAtomically(FileSystem fs, Path target, byte[] content) throws IOException {
+        if (CommitProtocol.of(fs, fs.getConf()) == CommitProtocol.MARKER) {
+            try (FSDataOutputStream out = fs.create(target, true)) {
+                out.write(content);
+            }
+            return;
+        }
         Path temp = tempSibling(target);
         try {
             try (FSDataOutputStream out = fs.create(temp, false)) {

@@ -242,7 +242,10 @@ public final class CacheJob {
                 throw new IllegalArgumentException("output " + o.output() + " already holds a complete activation cache; "
                         + "choose another --out or pass --overwrite");
             }
-            Path partial = new Path(out.getParent(), "." + out.getName() + ".partial");
+            // Where renames are atomic, a hidden directory renamed into place at the end; on an object
+            // store the output itself, whose manifest (written last) is what makes it a cache.
+            boolean inPlace = activations.table.CommitProtocol.of(fs, hadoop) == activations.table.CommitProtocol.MARKER;
+            Path partial = inPlace ? out : new Path(out.getParent(), "." + out.getName() + ".partial");
             RunIdentity identity = new RunIdentity(modelChecksum, fs.makeQualified(tokensDir).toString(), tokens.sequences(),
                     canonical, o.dtype().userName(), o.shardSequences(), o.shuffleSeed(), o.skipBos(), o.skipSpecial(),
                     o.heldOutSequences(), o.shuffle().userName());
@@ -522,6 +525,7 @@ public final class CacheJob {
                 throw new IllegalArgumentException("an interrupted run with other settings is at " + partial
                         + " (" + previous + "); pass --overwrite to discard it");
             }
+            fs.delete(new Path(partial, ActivationManifest.FILE_NAME), false); // no longer a complete cache, first
             fs.delete(partial, true);
         }
         fs.mkdirs(partial);
@@ -532,6 +536,9 @@ public final class CacheJob {
 
     private static void publish(FileSystem fs, Path partial, Path out) throws IOException {
         fs.delete(new Path(partial, RUN_FILE), false);
+        if (partial.equals(out)) {
+            return; // written in place: the manifest already marks it complete
+        }
         Path old = null;
         if (fs.exists(out)) {
             old = new Path(out.getParent(), "." + out.getName() + ".old-" + System.nanoTime());

@@ -78,7 +78,7 @@ public final class EvaluateCommand implements Callable<Integer> {
     private int sweepReport(SparkSession spark, java.util.List<String> dictionaries) {
         java.util.Set<String> names = new java.util.HashSet<>();
         for (String d : dictionaries) {
-            String name = java.nio.file.Path.of(d).getFileName().toString();
+            String name = new org.apache.hadoop.fs.Path(d).getName();
             if (!names.add(name)) {
                 throw new IllegalArgumentException("two dictionaries are named '" + name + "'; each is evaluated into --out/NAME,"
                         + " so give directories with distinct names");
@@ -90,15 +90,17 @@ public final class EvaluateCommand implements Callable<Integer> {
         }
         java.util.List<training.evaluation.SweepReport.Row> rows = new java.util.ArrayList<>();
         for (String d : dictionaries) {
-            String name = java.nio.file.Path.of(d).getFileName().toString();
-            String dir = java.nio.file.Path.of(out).resolve(name).toString();
+            String name = new org.apache.hadoop.fs.Path(d).getName();
+            String dir = new org.apache.hadoop.fs.Path(out, name).toString();
             EvaluateJob.Result r = EvaluateJob.run(spark, new EvaluateJob.Options(d, model, tokens, sequences, batchSequences,
                     dir, overwrite));
             print(dir, r);
-            rows.add(training.evaluation.SweepReport.row(name, java.nio.file.Path.of(d), java.nio.file.Path.of(dir)));
+            rows.add(training.evaluation.SweepReport.row(name, jobs.spark.ExecutorResources.localDirectory(d),
+                    jobs.spark.ExecutorResources.localDirectory(dir)));
         }
-        training.evaluation.SweepReport.write(java.nio.file.Path.of(out), rows);
-        System.out.println("sweep report: " + java.nio.file.Path.of(out).resolve("sweep.md") + " (and sweep.json, fvu_vs_l0.png, ce_score_vs_l0.png)");
+        jobs.output.StagedOutput.files(spark.sparkContext().hadoopConfiguration(), out,
+                report -> training.evaluation.SweepReport.write(report, rows));
+        System.out.println("sweep report: " + new org.apache.hadoop.fs.Path(out, "sweep.md") + " (and sweep.json, fvu_vs_l0.png, ce_score_vs_l0.png)");
         return 0;
     }
 

@@ -69,7 +69,7 @@ public final class PipelineCommand implements Callable<Integer> {
     @SuppressWarnings("unchecked")
     private static void printSummary(Map<String, Object> summary, PipelineJob.Plan plan) {
         System.out.println();
-        System.out.println("Summary (" + plan.run().resolve("summary.json") + ")");
+        System.out.println("Summary (" + new org.apache.hadoop.fs.Path(plan.run(), "summary.json") + ")");
         if (summary.get("cache") instanceof Map<?, ?> cache) {
             System.out.printf(Locale.ROOT, "  accumulated cache: %s corpus files (%s new tonight), %s tokens%n",
                     cache.get("corpus_files"), cache.get("new_corpus_files"), cache.get("tokens"));

@@ -144,11 +144,12 @@ public final class TrainSaeCommand implements Callable<Integer> {
             }
             List<training.evaluation.SweepReport.Row> rows = new java.util.ArrayList<>();
             for (TrainSaeJob.Outcome o : outcomes) {
-                rows.add(training.evaluation.SweepReport.row(o.name, java.nio.file.Path.of(o.out), null));
+                rows.add(training.evaluation.SweepReport.row(o.name, jobs.spark.ExecutorResources.localDirectory(o.out), null));
             }
-            java.nio.file.Path report = java.nio.file.Path.of(plan.out());
-            training.evaluation.SweepReport.write(report, rows);
-            System.out.println("sweep report: " + report.resolve("sweep.md") + " (training figures; `spindle evaluate --dictionary"
+            jobs.output.StagedOutput.files(spark.sparkContext().hadoopConfiguration(), plan.out(),
+                    dir -> training.evaluation.SweepReport.write(dir, rows));
+            System.out.println("sweep report: " + new org.apache.hadoop.fs.Path(plan.out(), "sweep.md")
+                    + " (training figures; `spindle evaluate --dictionary"
                     + " DIR1,DIR2,...` adds held-out FVU and CE scores)");
             return 0;
         } finally {

@@ -5,6 +5,7 @@ import activations.model.ModelChecksums;
 import activations.model.TransformerModel;
 import activations.table.TokenTableManifest;
 import jobs.output.OutputDirectory;
+import jobs.output.StagedOutput;
 import jobs.spark.ExecutorDictionaries;
 import jobs.spark.ExecutorResources;
 import org.apache.hadoop.conf.Configuration;
@@ -107,10 +108,8 @@ public final class EvaluateJob {
             context.put("sequences", sequences.size());
             context.put("selection", "the last " + sequences.size() + " sequences of the token table by seq_id");
             Map<String, Object> report = EvaluationReport.toMap(context, merged.statistics, merged.loss);
-            java.nio.file.Path staging = java.nio.file.Path.of(out.staging().toUri());
-            java.nio.file.Files.createDirectories(staging);
-            EvaluationReport.write(staging, report, merged.statistics, ExecutorResources.localDirectory(o.dictionary()));
-            out.publish();
+            java.nio.file.Path localDictionary = ExecutorResources.localDirectory(o.dictionary());
+            StagedOutput.publish(hadoop, out, staging -> EvaluationReport.write(staging, report, merged.statistics, localDictionary));
             return new Result(report, merged.statistics, merged.loss);
         } catch (java.io.IOException e) {
             out.abandon();

@@ -4,12 +4,15 @@ import activations.model.TransformerModel;
 import activations.table.TokenTableManifest;
 import activations.tokenizer.JsonFiles;
 import jobs.output.OutputDirectory;
+import jobs.output.StagedOutput;
+import jobs.spark.ExecutorDictionaries;
 import jobs.spark.ExecutorResources;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import training.clt.ReplacementEvaluation;
 import training.export.CircuitTracerDictionary;
 
+import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,7 +36,12 @@ public final class TranscoderEvaluateJob {
 
     /** True when {@code dir} holds a circuit-tracer transcoder (config.yaml) rather than a SAELens SAE. */
     public static boolean isTranscoderDirectory(String dir) {
-        return Files.exists(Path.of(dir).resolve("config.yaml"));
+        org.apache.hadoop.fs.Path file = new org.apache.hadoop.fs.Path(dir, "config.yaml");
+        try {
+            return file.getFileSystem(new org.apache.hadoop.conf.Configuration()).exists(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir + ": " + e.getMessage(), e);
+        }
     }
 
     public static ReplacementEvaluation.Report run(SparkSession spark, Options o) {
@@ -44,7 +52,7 @@ public final class TranscoderEvaluateJob {
                 new org.apache.hadoop.fs.Path(o.tokens()));
         OutputDirectory out = OutputDirectory.begin(spark.sparkContext().hadoopConfiguration(), o.out(), "evaluation.json",
                 o.overwrite());
-        CircuitTracerDictionary transcoder = CircuitTracerDictionary.load(Path.of(o.dictionary()));
+        CircuitTracerDictionary transcoder = ExecutorDictionaries.transcoder(o.dictionary());
         TransformerModel model = ExecutorResources.model(o.model());
         List<Row> rows = EvaluateJob.lastSequences(spark, tokens, o.tokens(), o.sequences());
         int length = rows.get(0).getList(1).size();
@@ -76,12 +84,15 @@ public final class TranscoderEvaluateJob {
         json.put("dead_features_by_layer", report.deadByLayer());
         json.put("dead_features_note", "features that never fired on the evaluated positions");
         try {
-            JsonFiles.write(Path.of(out.staging().toUri()).resolve("evaluation.json"), json);
-        } catch (UncheckedIOException e) {
+            StagedOutput.publish(spark.sparkContext().hadoopConfiguration(), out,
+                    staging -> JsonFiles.write(staging.resolve("evaluation.json"), json));
+        } catch (IOException e) {
+            out.abandon();
+            throw new UncheckedIOException("cannot write " + o.out() + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
             out.abandon();
             throw e;
         }
-        out.publish();
         return report;
     }
 }

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import jobs.output.OutputDirectory;
+import jobs.output.StagedOutput;
 import jobs.spark.ExecutorDictionaries;
 import jobs.spark.ExecutorResources;
 import org.apache.hadoop.conf.Configuration;
@@ -179,12 +180,6 @@ public final class FeaturesJob {
             }
             List<FeatureReport> reports = assemble(merged, examples, sequences, windowValues, logits, tokenizer, o.context());
 
-            java.nio.file.Path staging = java.nio.file.Path.of(out.staging().toUri());
-            java.nio.file.Files.createDirectories(staging);
-            FeatureTables.write(staging, reports);
-            NeuronpediaExport.write(staging.resolve("neuronpedia.json"), reports);
-            DashboardWriter.write(staging.resolve("dashboard"), "Spindle features: " + hook + " (" + o.dictionary() + ")", reports,
-                    evaluation, o.evaluation());
             Map<String, Object> summary = new LinkedHashMap<>();
             summary.put("dictionary", o.dictionary());
             summary.put("activations", o.activations());
@@ -197,8 +192,13 @@ public final class FeaturesJob {
             summary.put("partitions", parallelism);
             summary.put("logit_tables", residual ? "computed through the final norm gain and the unembedding"
                     : "skipped: the dictionary's output width " + dictionary.dOut() + " is not d_model " + model.config().dModel());
-            JSON.writeValue(staging.resolve("summary.json").toFile(), summary);
-            out.publish();
+            StagedOutput.publish(hadoop, out, staging -> {
+                FeatureTables.write(staging, reports);
+                NeuronpediaExport.write(staging.resolve("neuronpedia.json"), reports);
+                DashboardWriter.write(staging.resolve("dashboard"), "Spindle features: " + hook + " (" + o.dictionary() + ")", reports,
+                        evaluation, o.evaluation());
+                JSON.writeValue(staging.resolve("summary.json").toFile(), summary);
+            });
             return new Result(reports, hook, residual);
         } catch (IOException e) {
             out.abandon();

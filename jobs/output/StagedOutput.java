@@ -15,7 +15,8 @@ import java.util.function.Consumer;
  * Outputs written by plain-Java code into a local directory and published atomically on any
  * Hadoop filesystem: on {@code file:} the code writes straight into the staging directory; on a
  * remote one (HDFS, S3) into a local temporary directory that is then copied into the staging
- * directory before the rename. Nothing is published if the writer fails.
+ * directory before the rename, or, on an object store, into the target with the manifest last
+ * ({@link activations.table.CommitProtocol}). Nothing is published if the writer fails.
  */
 public final class StagedOutput {
 
@@ -26,29 +27,98 @@ public final class StagedOutput {
     public static void directory(Configuration conf, String target, String manifestName, boolean overwrite,
                                  Consumer<java.nio.file.Path> writer) {
         OutputDirectory out = OutputDirectory.begin(conf, target, manifestName, overwrite);
-        java.nio.file.Path remoteCopy = null; // the local directory a remote output is written into first
         try {
-            FileSystem fs = out.staging().getFileSystem(conf);
-            boolean isLocal = "file".equals(out.staging().toUri().getScheme());
-            if (!isLocal) {
-                remoteCopy = Files.createTempDirectory("spindle-out-");
-            }
-            java.nio.file.Path local = isLocal ? java.nio.file.Path.of(out.staging().toUri()) : remoteCopy;
-            Files.createDirectories(local);
-            writer.accept(local);
-            if (!isLocal) {
-                fs.copyFromLocalFile(false, true, new Path(local.toUri()), out.staging());
-            }
-            out.publish();
+            publish(conf, out, writer::accept);
         } catch (IOException e) {
             out.abandon();
             throw new UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
             out.abandon();
             throw e;
+        }
+    }
+
+    /** Plain-Java code that writes an output's files into a local directory. */
+    public interface LocalWriter {
+        void write(java.nio.file.Path directory) throws IOException;
+    }
+
+    /**
+     * Has {@code writer} fill {@code out} (begun by the caller, who abandons it on failure) and
+     * publishes it: straight into the staging directory when that is local, else through a local
+     * temporary directory uploaded manifest last.
+     */
+    public static void publish(Configuration conf, OutputDirectory out, LocalWriter writer) throws IOException {
+        java.nio.file.Path localCopy = null;
+        try {
+            boolean direct = "file".equals(out.staging().toUri().getScheme()) && !out.writesInPlace();
+            localCopy = direct ? null : Files.createTempDirectory("spindle-out-");
+            java.nio.file.Path local = direct ? java.nio.file.Path.of(out.staging().toUri()) : localCopy;
+            Files.createDirectories(local);
+            writer.write(local);
+            if (!direct) {
+                upload(conf, local, out);
+            }
+            out.publish();
         } finally {
-            if (remoteCopy != null) {
-                FileUtil.fullyDelete(remoteCopy.toFile()); // also after a failed writer
+            if (localCopy != null) {
+                FileUtil.fullyDelete(localCopy.toFile()); // also after a failed writer
+            }
+        }
+    }
+
+    /**
+     * Copies a locally written output into {@code out.staging()}: every file but the manifest, then
+     * the manifest, so that in place (object stores) the marker appears only over a complete output.
+     */
+    public static void upload(Configuration conf, java.nio.file.Path local, OutputDirectory out) throws IOException {
+        FileSystem fs = out.staging().getFileSystem(conf);
+        java.nio.file.Path manifest = local.resolve(out.manifestName());
+        java.util.List<java.nio.file.Path> files;
+        try (java.util.stream.Stream<java.nio.file.Path> walk = Files.walk(local)) {
+            files = walk.filter(Files::isRegularFile).filter(p -> !p.equals(manifest)).sorted().toList();
+        }
+        for (java.nio.file.Path file : files) {
+            copy(fs, file, new Path(out.staging(), local.relativize(file).toString().replace(java.io.File.separatorChar, '/')));
+        }
+        if (Files.isRegularFile(manifest)) {
+            copy(fs, manifest, new Path(out.staging(), out.manifestName()));
+        }
+    }
+
+    /** One local file to {@code to} on {@code fs}, replacing it (on an object store: one complete object). */
+    static void copy(FileSystem fs, java.nio.file.Path from, Path to) throws IOException {
+        try (java.io.InputStream in = Files.newInputStream(from);
+             org.apache.hadoop.fs.FSDataOutputStream o = fs.create(to, true)) {
+            in.transferTo(o);
+        }
+    }
+
+    /**
+     * Files written into a local directory and published one by one into {@code targetDir} (which
+     * may hold other outputs, so it is not replaced as a whole): each appears whole or not at all.
+     */
+    public static void files(Configuration conf, String targetDir, LocalWriter writer) {
+        java.nio.file.Path local = null;
+        try {
+            local = Files.createTempDirectory("spindle-out-");
+            writer.write(local);
+            try (java.util.stream.Stream<java.nio.file.Path> list = Files.list(local)) {
+                for (java.nio.file.Path file : list.filter(Files::isRegularFile).sorted().toList()) {
+                    file(conf, new Path(targetDir, file.getFileName().toString()).toString(), true, to -> {
+                        try {
+                            Files.copy(file, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    });
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write into " + targetDir + ": " + e.getMessage(), e);
+        } finally {
+            if (local != null) {
+                FileUtil.fullyDelete(local.toFile());
             }
         }
     }
@@ -77,6 +147,10 @@ public final class StagedOutput {
             }
             local = Files.createTempFile("spindle-out-", "-" + path.getName());
             writer.accept(local);
+            if (activations.table.CommitProtocol.of(fs, conf) == activations.table.CommitProtocol.MARKER) {
+                copy(fs, local, path); // one object, visible only once complete
+                return;
+            }
             Path staging = new Path(path.getParent(), "." + path.getName() + ".staging-" + UUID.randomUUID());
             fs.copyFromLocalFile(true, true, new Path(local.toUri()), staging);
             if (fs.exists(path)) {

@@ -19,13 +19,18 @@ import jobs.train.CltSettings;
 import jobs.train.SaeSettings;
 import jobs.train.TrainCltJob;
 import jobs.train.TrainSaeJob;
+import jobs.output.StagedOutput;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.SparkSession;
 import training.drift.DriftReport;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.LocalDate;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
@@ -80,11 +85,11 @@ public final class PipelineJob {
         ConfigKeys.check(overrides, defaults.root().keySet(), where);
         Config c = overrides.withFallback(defaults).resolve();
         try {
-            Path model = Path.of(c.getString("model"));
-            if (!Files.isDirectory(model)) {
+            java.nio.file.Path model = java.nio.file.Path.of(c.getString("model"));
+            if (!c.getString("model").contains("://") && !Files.isDirectory(model)) {
                 throw new IllegalArgumentException(where + ": model " + model + " is not a directory; set `model`");
             }
-            if (!c.getString("corpus").contains("://") && !Files.exists(Path.of(c.getString("corpus")))) {
+            if (!c.getString("corpus").contains("://") && !Files.exists(java.nio.file.Path.of(c.getString("corpus")))) {
                 throw new IllegalArgumentException(where + ": corpus " + c.getString("corpus") + " does not exist; set `corpus`");
             }
             try {
@@ -119,7 +124,10 @@ public final class PipelineJob {
             if (dictionaries.isEmpty()) {
                 throw new IllegalArgumentException(where + ": no dictionaries to train; list at least one in `saes` or `clts`");
             }
-            Path out = Path.of(c.getString("out"));
+            if (c.getString("out").isBlank()) {
+                throw new IllegalArgumentException(where + ": out is empty; set `out` to a local path or a filesystem URI (hdfs://, s3a://)");
+            }
+            Path out = new Path(c.getString("out"));
             String runDate = runDate(c.getString("run-date"), where);
             boolean incremental = c.getBoolean("incremental");
             if (incremental && runDate == null) {
@@ -133,8 +141,8 @@ public final class PipelineJob {
             if (!(threshold > 0 && threshold <= 1)) {
                 throw new IllegalArgumentException(where + ": drift-threshold = " + threshold + "; use a cosine in (0, 1]");
             }
-            Path run = runDate == null ? out : out.resolve(RUNS).resolve(runDate);
-            return new Plan(c, dictionaries, out, runDate, run, incremental ? out.resolve("cache") : run, incremental);
+            Path run = runDate == null ? out : child(out, RUNS, runDate);
+            return new Plan(c, dictionaries, out, runDate, run, incremental ? child(out, "cache") : run, incremental);
         } catch (ConfigException.WrongType e) {
             throw new IllegalArgumentException(where + ": wrong type: " + e.getMessage());
         }
@@ -191,8 +199,8 @@ public final class PipelineJob {
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         Path run = plan.run();
         String model = c.getString("model");
-        String tokens = plan.cache().resolve("tokens").toString();
-        String activations = plan.cache().resolve("activations").toString();
+        String tokens = child(plan.cache(), "tokens").toString();
+        String activations = child(plan.cache(), "activations").toString();
         Map<String, Object> summary = new LinkedHashMap<>();
         Map<String, Double> stageSeconds = new LinkedHashMap<>();
         long started = System.nanoTime();
@@ -209,7 +217,7 @@ public final class PipelineJob {
                 .withShuffle(CacheJob.Shuffle.parse(c.getString("shuffle")), c.getString("shuffle").trim().equalsIgnoreCase("none")
                         ? null : c.getLong("shuffle-seed"));
         if (plan.incremental()) {
-            org.apache.hadoop.fs.Path root = new org.apache.hadoop.fs.Path(plan.cache().toString());
+            Path root = plan.cache();
             List<org.apache.hadoop.fs.FileStatus> fresh = IncrementalCache.newFiles(hadoop, root, c.getString("corpus"));
             stage(progress, stageSeconds, "cache (incremental, " + fresh.size() + " new corpus files)", fresh.isEmpty(), () ->
                     IncrementalCache.add(spark, root, fresh, tokenize, cache, progress));
@@ -218,15 +226,15 @@ public final class PipelineJob {
                     "sequences", parts.stream().mapToLong(TokenTableManifest.Part::sequences).sum(),
                     "tokens", parts.stream().mapToLong(TokenTableManifest.Part::tokens).sum()));
         } else {
-            stage(progress, stageSeconds, "tokenize", Files.exists(Path.of(tokens, TokenTableManifest.FILE)), () ->
+            stage(progress, stageSeconds, "tokenize", exists(hadoop, new Path(tokens, TokenTableManifest.FILE)), () ->
                     TokenizeJob.run(spark, tokenize));
-            stage(progress, stageSeconds, "cache", Files.exists(Path.of(activations, ActivationManifest.FILE_NAME)), () ->
+            stage(progress, stageSeconds, "cache", exists(hadoop, new Path(activations, ActivationManifest.FILE_NAME)), () ->
                     CacheJob.run(spark, cache));
         }
         for (Dictionary d : plan.dictionaries()) {
-            Path dir = run.resolve("dictionaries").resolve(d.name());
-            boolean resume = Files.isDirectory(dir.resolve("checkpoints"));
-            stage(progress, stageSeconds, "train " + d.name(), isTrained(dir, d), () -> {
+            Path dir = child(run, "dictionaries", d.name());
+            boolean resume = exists(hadoop, child(dir, "checkpoints"));
+            stage(progress, stageSeconds, "train " + d.name(), isTrained(hadoop, dir, d), () -> {
                 if (d.isClt()) {
                     TrainCltJob.train(hadoop, activations, d.layers(), d.clt(), dir.toString(), resume,
                             training.clt.CltTrainer.consoleProgress(progress));
@@ -237,9 +245,9 @@ public final class PipelineJob {
             });
         }
         for (Dictionary d : plan.dictionaries()) {
-            String dir = run.resolve("dictionaries").resolve(d.name()).toString();
-            Path evaluation = run.resolve("evaluations").resolve(d.name());
-            stage(progress, stageSeconds, "evaluate " + d.name(), Files.exists(evaluation.resolve("evaluation.json")), () -> {
+            String dir = child(run, "dictionaries", d.name()).toString();
+            Path evaluation = child(run, "evaluations", d.name());
+            stage(progress, stageSeconds, "evaluate " + d.name(), exists(hadoop, child(evaluation, "evaluation.json")), () -> {
                 if (d.isClt()) {
                     TranscoderEvaluateJob.run(spark, new TranscoderEvaluateJob.Options(dir, model, tokens,
                             c.getInt("evaluate-sequences"), evaluation.toString(), false));
@@ -249,17 +257,17 @@ public final class PipelineJob {
                 }
             });
             if (!d.isClt()) {
-                Path features = run.resolve("features").resolve(d.name());
-                stage(progress, stageSeconds, "features " + d.name(), Files.exists(features.resolve("summary.json")), () ->
+                Path features = child(run, "features", d.name());
+                stage(progress, stageSeconds, "features " + d.name(), exists(hadoop, child(features, "summary.json")), () ->
                         FeaturesJob.run(spark, new FeaturesJob.Options(dir, activations, tokens, model,
                                 c.getInt("feature-top-k"), c.getInt("feature-context"),
                                 spark.sparkContext().defaultParallelism(), features.toString(), false,
-                                evaluation.resolve("evaluation.json").toString())));
+                                child(evaluation, "evaluation.json").toString())));
             }
-            summary.put(d.name(), JsonFiles.read(evaluation.resolve("evaluation.json"), Object.class));
+            summary.put(d.name(), readJson(hadoop, child(evaluation, "evaluation.json")));
         }
         if (plan.runDate() != null) {
-            Map<String, Object> drifts = drift(plan, progress, stageSeconds);
+            Map<String, Object> drifts = drift(hadoop, plan, progress, stageSeconds);
             if (!drifts.isEmpty()) {
                 summary.put("drift", drifts);
             }
@@ -272,11 +280,12 @@ public final class PipelineJob {
         summary.put("wall_seconds", wall);
         summary.put("pipeline_overhead", compute > 0 ? wall / compute : Double.NaN);
         summary.put("dashboards", plan.dictionaries().stream().filter(d -> !d.isClt())
-                .map(d -> run.resolve("features").resolve(d.name()).resolve("dashboard/index.html").toString()).toList());
+                .map(d -> child(run, "features", d.name(), "dashboard", "index.html").toString()).toList());
         if (plan.runDate() != null) {
-            summary.put("pruned_runs", RunRetention.prune(plan.out().resolve(RUNS), plan.runDate(), c.getInt("keep-runs"), progress));
+            summary.put("pruned_runs", RunRetention.prune(hadoop, child(plan.out(), RUNS), plan.runDate(), c.getInt("keep-runs"),
+                    progress));
         }
-        JsonFiles.write(run.resolve("summary.json"), summary);
+        StagedOutput.file(hadoop, child(run, "summary.json").toString(), true, file -> JsonFiles.write(file, summary));
         return summary;
     }
 
@@ -284,27 +293,29 @@ public final class PipelineJob {
      * Each SAE of a dated run against the same-named SAE of the newest earlier run that has it:
      * drift.json under {@code drift/NAME/} and drift.html in the new dashboard.
      */
-    private static Map<String, Object> drift(Plan plan, PrintStream progress, Map<String, Double> stageSeconds) {
+    private static Map<String, Object> drift(Configuration hadoop, Plan plan, PrintStream progress, Map<String, Double> stageSeconds) {
         Map<String, Object> drifts = new LinkedHashMap<>();
         double threshold = plan.settings().getDouble("drift-threshold");
         for (Dictionary d : plan.dictionaries()) {
             if (d.isClt()) {
                 continue; // decoder matching is defined for one dictionary per hook; CLT features span layers
             }
-            String previous = previousRun(plan, d);
+            String previous = previousRun(hadoop, plan, d);
             if (previous == null) {
                 continue;
             }
-            Path older = plan.out().resolve(RUNS).resolve(previous);
-            Path out = plan.run().resolve("drift").resolve(d.name());
-            Path newFeatures = plan.run().resolve("features").resolve(d.name());
-            boolean done = Files.exists(out.resolve(DriftReport.FILE_NAME))
-                    && (!Files.exists(newFeatures.resolve("dashboard/index.html"))
-                        || Files.exists(newFeatures.resolve("dashboard/drift.html")));
+            Path older = child(plan.out(), RUNS, previous);
+            Path out = child(plan.run(), "drift", d.name());
+            Path newFeatures = child(plan.run(), "features", d.name());
+            boolean done = exists(hadoop, child(out, DriftReport.FILE_NAME))
+                    && (!exists(hadoop, child(newFeatures, "dashboard", "index.html"))
+                        || exists(hadoop, child(newFeatures, "dashboard", "drift.html")));
             stage(progress, stageSeconds, "drift " + d.name() + " since " + previous, done, () ->
-                    DriftJob.run(older.resolve("dictionaries").resolve(d.name()), plan.run().resolve("dictionaries").resolve(d.name()),
-                            existing(older.resolve("features").resolve(d.name())), existing(newFeatures), threshold, out));
-            DriftReport report = DriftReport.read(out.resolve(DriftReport.FILE_NAME));
+                    DriftJob.run(hadoop, child(older, "dictionaries", d.name()).toString(),
+                            child(plan.run(), "dictionaries", d.name()).toString(),
+                            existing(hadoop, child(older, "features", d.name())), existing(hadoop, newFeatures), threshold,
+                            out.toString()));
+            DriftReport report = readJson(hadoop, child(out, DriftReport.FILE_NAME), DriftReport.class);
             Map<String, Object> entry = new LinkedHashMap<>();
             entry.put("since", previous);
             entry.put("threshold", threshold);
@@ -312,31 +323,63 @@ public final class PipelineJob {
             entry.put("matched_share_live", report.matchedShareLive());
             entry.put("new_features", report.newFeatures().size());
             entry.put("vanished_features", report.vanishedFeatures().size());
-            entry.put("report", out.resolve(DriftReport.FILE_NAME).toString());
+            entry.put("report", child(out, DriftReport.FILE_NAME).toString());
             drifts.put(d.name(), entry);
         }
         return drifts;
     }
 
     /** The newest run before this one whose dictionary {@code d} is complete; null if none. */
-    private static String previousRun(Plan plan, Dictionary d) {
-        List<String> runs = RunRetention.runs(plan.out().resolve(RUNS));
+    private static String previousRun(Configuration hadoop, Plan plan, Dictionary d) {
+        List<String> runs = RunRetention.runs(hadoop, child(plan.out(), RUNS));
         String found = null;
         for (String run : runs) {
-            if (run.compareTo(plan.runDate()) < 0
-                    && isTrained(plan.out().resolve(RUNS).resolve(run).resolve("dictionaries").resolve(d.name()), d)) {
+            if (run.compareTo(plan.runDate()) < 0 && isTrained(hadoop, child(plan.out(), RUNS, run, "dictionaries", d.name()), d)) {
                 found = run;
             }
         }
         return found;
     }
 
-    private static Path existing(Path dir) {
-        return Files.isDirectory(dir) ? dir : null;
+    private static String existing(Configuration hadoop, Path dir) {
+        try {
+            return dir.getFileSystem(hadoop).isDirectory(dir) ? dir.toString() : null;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir + ": " + e.getMessage(), e);
+        }
     }
 
-    private static boolean isTrained(Path dir, Dictionary d) {
-        return Files.exists(dir.resolve(d.isClt() ? "config.yaml" : "cfg.json"));
+    private static boolean isTrained(Configuration hadoop, Path dir, Dictionary d) {
+        return exists(hadoop, child(dir, d.isClt() ? "config.yaml" : "cfg.json"));
+    }
+
+    /** {@code parent/a/b/...} on the parent's filesystem. */
+    static Path child(Path parent, String... names) {
+        Path p = parent;
+        for (String name : names) {
+            p = new Path(p, name);
+        }
+        return p;
+    }
+
+    static boolean exists(Configuration hadoop, Path path) {
+        try {
+            return path.getFileSystem(hadoop).exists(path);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Object readJson(Configuration hadoop, Path file) {
+        return readJson(hadoop, file, Object.class);
+    }
+
+    private static <T> T readJson(Configuration hadoop, Path file, Class<T> type) {
+        try (InputStream in = file.getFileSystem(hadoop).open(file)) {
+            return new com.fasterxml.jackson.databind.ObjectMapper().readValue(in, type);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
     }
 
     private static TokenizeJob.InputFormat format(Config c) {

@@ -1,22 +1,24 @@
 package jobs.pipeline;
 
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
- * Deletes old dated runs ({@code runs/YYYY-MM-DD/}) beyond the newest {@code keep}. Only
- * directories named as dates are touched, never the current run, and never the shared cache. A run
- * is first renamed to a hidden name, then deleted, so a deletion cut short never leaves something
- * that looks like a run (the next prune finishes it).
+ * Deletes old dated runs ({@code runs/YYYY-MM-DD/}) beyond the newest {@code keep}, on any Hadoop
+ * filesystem. Only directories named as dates are touched, never the current run, and never the
+ * shared cache. A marker {@code runs/.deleting-DATE} is written before a run's files go and removed
+ * after, and a run with a marker no longer counts as a run: a deletion cut short (on an object
+ * store a directory delete is many requests) never leaves something that looks like a run, and the
+ * next prune finishes it. No rename is involved, so this holds on S3 as on HDFS.
  */
 final class RunRetention {
 
@@ -26,16 +28,17 @@ final class RunRetention {
     private RunRetention() {
     }
 
-    /** Dated runs under {@code runs}, oldest first. */
-    static List<String> runs(Path runs) {
+    /** Dated runs under {@code runs}, oldest first, without those being deleted. */
+    static List<String> runs(Configuration conf, Path runs) {
         List<String> names = new ArrayList<>();
-        if (!Files.isDirectory(runs)) {
-            return names;
-        }
-        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(runs)) {
-            for (Path dir : dirs) {
-                String name = dir.getFileName().toString();
-                if (Files.isDirectory(dir) && name.matches(DATE)) {
+        try {
+            FileSystem fs = runs.getFileSystem(conf);
+            if (!fs.isDirectory(runs)) {
+                return names;
+            }
+            for (FileStatus status : fs.listStatus(runs)) {
+                String name = status.getPath().getName();
+                if (status.isDirectory() && name.matches(DATE) && !fs.exists(new Path(runs, DELETING + name))) {
                     names.add(name);
                 }
             }
@@ -47,50 +50,48 @@ final class RunRetention {
     }
 
     /** Deletes all but the newest {@code keep} runs (0 keeps all), sparing {@code current}; returns the deleted ones. */
-    static List<String> prune(Path runs, String current, int keep, PrintStream progress) {
+    static List<String> prune(Configuration conf, Path runs, String current, int keep, PrintStream progress) {
         List<String> deleted = new ArrayList<>();
-        finishInterruptedDeletions(runs);
-        if (keep <= 0) {
-            return deleted;
-        }
-        List<String> all = runs(runs);
-        for (String name : all.subList(0, Math.max(0, all.size() - keep))) {
-            if (name.equals(current)) {
-                continue;
+        try {
+            FileSystem fs = runs.getFileSystem(conf);
+            finishInterruptedDeletions(fs, runs);
+            if (keep <= 0) {
+                return deleted;
             }
-            Path hidden = runs.resolve(DELETING + name);
-            try {
-                Files.move(runs.resolve(name), hidden, StandardCopyOption.ATOMIC_MOVE);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot remove old run " + runs.resolve(name) + ": " + e.getMessage(), e);
+            List<String> all = runs(conf, runs);
+            for (String name : all.subList(0, Math.max(0, all.size() - keep))) {
+                if (name.equals(current)) {
+                    continue;
+                }
+                delete(fs, runs, name);
+                deleted.add(name);
+                progress.printf("== retention: deleted run %s (keep-runs = %d)%n", name, keep);
             }
-            deleteTree(hidden);
-            deleted.add(name);
-            progress.printf("== retention: deleted run %s (keep-runs = %d)%n", name, keep);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove old runs in " + runs + ": " + e.getMessage(), e);
         }
         return deleted;
     }
 
-    private static void finishInterruptedDeletions(Path runs) {
-        if (!Files.isDirectory(runs)) {
-            return;
+    private static void delete(FileSystem fs, Path runs, String name) throws IOException {
+        Path marker = new Path(runs, DELETING + name);
+        fs.create(marker, true).close();
+        Path run = new Path(runs, name);
+        if (fs.exists(run) && !fs.delete(run, true)) {
+            throw new IOException("cannot delete " + run);
         }
-        try (DirectoryStream<Path> dirs = Files.newDirectoryStream(runs, DELETING + "*")) {
-            for (Path dir : dirs) {
-                deleteTree(dir);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list " + runs + ": " + e.getMessage(), e);
-        }
+        fs.delete(marker, false);
     }
 
-    private static void deleteTree(Path root) {
-        try (Stream<Path> paths = Files.walk(root)) {
-            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
+    private static void finishInterruptedDeletions(FileSystem fs, Path runs) throws IOException {
+        if (!fs.isDirectory(runs)) {
+            return;
+        }
+        for (FileStatus status : fs.listStatus(runs)) {
+            String name = status.getPath().getName();
+            if (name.startsWith(DELETING) && name.substring(DELETING.length()).matches(DATE)) {
+                delete(fs, runs, name.substring(DELETING.length()));
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot delete " + root + ": " + e.getMessage(), e);
         }
     }
 }

@@ -55,14 +55,32 @@ public final class ExecutorResources {
             Path remote = new Path(dir);
             FileSystem fs = remote.getFileSystem(new Configuration());
             java.nio.file.Path local = Files.createTempDirectory("spindle-model-");
-            for (FileStatus f : fs.listStatus(remote)) {
-                if (f.isFile()) {
-                    fs.copyToLocalFile(f.getPath(), new Path(local.resolve(f.getPath().getName()).toUri()));
-                }
-            }
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> org.apache.hadoop.fs.FileUtil.fullyDelete(local.toFile())));
+            copyTree(fs, remote, local);
             return local;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot copy model directory " + dir + " to local disk: " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot copy directory " + dir + " to local disk: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Copies a directory tree (sharded dictionaries have subdirectories), leaving out training
+     * checkpoints (optimizer state, three times the dictionary) and hidden files.
+     */
+    private static void copyTree(FileSystem fs, Path remote, java.nio.file.Path local) throws IOException {
+        Files.createDirectories(local);
+        for (FileStatus f : fs.listStatus(remote)) {
+            String name = f.getPath().getName();
+            if (name.startsWith(".") || name.equals("checkpoints")) {
+                continue;
+            }
+            if (f.isDirectory()) {
+                copyTree(fs, f.getPath(), local.resolve(name));
+            } else {
+                try (java.io.InputStream in = fs.open(f.getPath())) {
+                    Files.copy(in, local.resolve(name));
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@ package jobs.train;
 
 import activations.table.ActivationManifest;
 import activations.table.ActivationTableReader;
+import jobs.output.TrainingOutput;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.SparkSession;
@@ -43,40 +44,47 @@ public final class DataParallelSae {
         SaeConfig base = budget.capped() ? asked.toBuilder().totalTokens(budget.tokens()).build() : asked;
         System.out.println(run.name() + ": " + budget.describe());
         DataParallelTrainer.check(replicas, syncEvery, base.batchSize());
-        java.nio.file.Path out = java.nio.file.Path.of(run.out());
-        Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(out, resume);
-        SaeStep master;
-        long step;
-        double scale;
-        if (checkpoint.isPresent()) {
-            Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
-            scale = loaded.state().normalizationScale;
-            master = new SaeStep(base.toBuilder().normalizationScale(scale).build());
-            RunFiles.checkSameConfig(loaded.state().config, master.config(), checkpoint.get());
-            master.restore(loaded.state(), loaded.parameters(), loaded.adamState());
-            step = loaded.state().step;
-        } else {
-            double fromManifest = TrainSaeJob.normalizationScale(manifest, run.hook(), dIn);
-            INDArray sample = sample(hadoop, cacheDir, run.hook(), base.batchSize() * base.normalizationBatches(), dIn);
-            scale = fromManifest > 0 ? fromManifest : Math.sqrt(dIn) / sample.norm2(1).meanNumber().doubleValue();
-            master = new SaeStep(base.toBuilder().normalizationScale(scale).build());
-            master.sae().initialize(sample.muli(scale), base.seed());
-            step = 0;
+        try (TrainingOutput output = TrainingOutput.open(hadoop, run.out(), "cfg.json")) {
+            if (!resume && output.complete()) {
+                throw new IllegalStateException("output directory " + run.out() + " already holds a trained dictionary; choose another --out");
+            }
+            java.nio.file.Path out = output.local();
+            Optional<java.nio.file.Path> checkpoint = RunFiles.prepareOutput(out, resume);
+            SaeStep master;
+            long step;
+            double scale;
+            if (checkpoint.isPresent()) {
+                Checkpoints.Loaded loaded = Checkpoints.read(checkpoint.get());
+                scale = loaded.state().normalizationScale;
+                master = new SaeStep(base.toBuilder().normalizationScale(scale).build());
+                RunFiles.checkSameConfig(loaded.state().config, master.config(), checkpoint.get());
+                master.restore(loaded.state(), loaded.parameters(), loaded.adamState());
+                step = loaded.state().step;
+            } else {
+                double fromManifest = TrainSaeJob.normalizationScale(manifest, run.hook(), dIn);
+                INDArray sample = sample(hadoop, cacheDir, run.hook(), base.batchSize() * base.normalizationBatches(), dIn);
+                scale = fromManifest > 0 ? fromManifest : Math.sqrt(dIn) / sample.norm2(1).meanNumber().doubleValue();
+                master = new SaeStep(base.toBuilder().normalizationScale(scale).build());
+                master.sae().initialize(sample.muli(scale), base.seed());
+                step = 0;
+            }
+            SaeConfig config = master.config();
+            DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, List.of(run.hook()), new double[] {scale},
+                    config.batchSize(), replicas, syncEvery, budget.capped() ? budget.passes() : budget.passes() + 1, config.totalSteps(),
+                    config.metricsEverySteps(), config.checkpointEverySteps(), "fvu", out.toString());
+            SaeStep finalMaster = master;
+            long steps = DataParallelTrainer.train(spark, plan, () -> new SaeStep(config), master, step, (s, tokens) -> {
+                Checkpoints.TrainerState state = finalMaster.capture(s, tokens, s * config.batchSize(), scale);
+                state.config = RunFiles.configMap(config);
+                Checkpoints.write(out, state, finalMaster.parameters().toFloatVector(), finalMaster.adam().state().toFloatVector());
+                output.checkpointed(Checkpoints.latest(out).orElse(null));
+            }, progress);
+            TrainSaeJob.export(hadoop, activations, manifest, run, out, master.sae(), scale, master.stats().featureDensity());
+            output.publish();
+            com.fasterxml.jackson.databind.JsonNode last = TrainSaeJob.lastMetrics(out);
+            return new TrainSaeJob.Outcome(run.name(), run.out(), steps, steps * config.batchSize(), last.path("fvu").asDouble(),
+                    last.path("l0").asDouble(), master.stats().deadFraction());
         }
-        SaeConfig config = master.config();
-        DataParallelTrainer.Plan plan = new DataParallelTrainer.Plan(activations, List.of(run.hook()), new double[] {scale},
-                config.batchSize(), replicas, syncEvery, budget.capped() ? budget.passes() : budget.passes() + 1, config.totalSteps(),
-                config.metricsEverySteps(), config.checkpointEverySteps(), "fvu", run.out());
-        SaeStep finalMaster = master;
-        long steps = DataParallelTrainer.train(spark, plan, () -> new SaeStep(config), master, step, (s, tokens) -> {
-            Checkpoints.TrainerState state = finalMaster.capture(s, tokens, s * config.batchSize(), scale);
-            state.config = RunFiles.configMap(config);
-            Checkpoints.write(out, state, finalMaster.parameters().toFloatVector(), finalMaster.adam().state().toFloatVector());
-        }, progress);
-        TrainSaeJob.export(hadoop, activations, manifest, run, out, master.sae(), scale, master.stats().featureDensity());
-        com.fasterxml.jackson.databind.JsonNode last = TrainSaeJob.lastMetrics(out);
-        return new TrainSaeJob.Outcome(run.name(), run.out(), steps, steps * config.batchSize(), last.path("fvu").asDouble(),
-                last.path("l0").asDouble(), master.stats().deadFraction());
     }
 
     /** The first rows of the cache, for the normalization scale and b_dec's initialization. */

@@ -5,6 +5,7 @@ import activations.table.ActivationSource;
 import activations.table.ActivationTableReader;
 import activations.table.MixingBuffer;
 import activations.table.RepeatedSource;
+import jobs.output.TrainingOutput;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import training.clt.CltConfig;
@@ -82,26 +83,37 @@ public final class TrainCltJob {
         double[][] scales = prepared.scales();
         System.out.println("clt: " + prepared.budget().describe());
         Path cacheDir = new Path(activations);
-        java.nio.file.Path outDir = java.nio.file.Path.of(out);
-        if (!resume && Files.exists(outDir.resolve("config.yaml"))) {
-            throw new IllegalStateException("output directory " + out + " already holds a trained transcoder; choose another --out");
-        }
         List<CltTrainer.Metrics> last = new ArrayList<>();
         CltTrainer.Result result;
-        try (ActivationSource source = new MixingBuffer(
-                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), prepared.budget().passes()),
-                Math.max(config.batchSize(), settings.mixingBuffer()), settings.seed())) {
-            CltTrainer trainer = new CltTrainer(config, outDir).normalizationScales(scales[0], scales[1]).resume(resume)
-                    .listener(m -> {
-                        last.clear();
-                        last.add(m);
-                    });
-            if (progress != null) {
-                trainer.listener(progress);
+        try (TrainingOutput output = TrainingOutput.open(conf, out, "config.yaml")) {
+            if (!resume && output.complete()) {
+                throw new IllegalStateException("output directory " + out + " already holds a trained transcoder; choose another --out");
             }
-            result = trainer.train(source);
+            java.nio.file.Path outDir = output.local();
+            try (ActivationSource source = new MixingBuffer(
+                    new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), prepared.budget().passes()),
+                    Math.max(config.batchSize(), settings.mixingBuffer()), settings.seed())) {
+                CltTrainer trainer = new CltTrainer(config, outDir).normalizationScales(scales[0], scales[1]).resume(resume)
+                        .listener(new CltTrainer.Listener() {
+                            @Override
+                            public void onMetrics(CltTrainer.Metrics m) {
+                                last.clear();
+                                last.add(m);
+                            }
+
+                            @Override
+                            public void onCheckpoint(long step, java.nio.file.Path directory) {
+                                output.checkpointed(directory);
+                            }
+                        });
+                if (progress != null) {
+                    trainer.listener(progress);
+                }
+                result = trainer.train(source);
+            }
+            export(result.clt(), result.inputScales(), result.targetScales(), settings, layers, activations, outDir);
+            output.publish();
         }
-        export(result.clt(), result.inputScales(), result.targetScales(), settings, layers, activations, outDir);
         return new Outcome(out, result.steps(), result.tokens(), last.isEmpty() ? null : last.get(0));
     }
 

@@ -8,6 +8,7 @@ import activations.table.MixingBuffer;
 import activations.table.RepeatedSource;
 import activations.table.TokenTableManifest;
 import activations.model.ComputeThreads;
+import jobs.output.TrainingOutput;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.TaskContext;
@@ -127,30 +128,41 @@ public final class TrainSaeJob {
                 (long) asked.normalizationBatches() * asked.batchSize(), run.settings().epochs(), asked.batchSize());
         SaeConfig config = budget.capped() ? builder.totalTokens(budget.tokens()).build() : asked;
         System.out.println(run.name() + ": " + budget.describe());
-        java.nio.file.Path out = java.nio.file.Path.of(run.out());
-        if (!resume && Files.exists(out.resolve("cfg.json"))) {
-            throw new IllegalStateException("output directory " + out + " already holds a trained SAE; choose another --out");
-        }
         SaeTrainer.Result result;
         List<SaeTrainer.Metrics> last = new ArrayList<>();
-        try (ActivationSource source = new MixingBuffer(
-                new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), budget.passes()),
-                Math.max(config.batchSize(), run.settings().mixingBuffer()), run.settings().seed())) {
-            SaeTrainer trainer = new SaeTrainer(config, out).resume(resume).listener(m -> {
-                last.clear();
-                last.add(m);
-            });
-            if (progress != null) {
-                trainer.listener(progress);
+        try (TrainingOutput output = TrainingOutput.open(conf, run.out(), "cfg.json")) {
+            if (!resume && output.complete()) {
+                throw new IllegalStateException("output directory " + run.out() + " already holds a trained SAE; choose another --out");
             }
-            result = trainer.train(source);
-        }
-        if (run.hookOut() != null) {
-            SaeLensExporter.export(result.sae(), result.normalizationScale(), result.targetNormalizationScale(),
-                    result.featureDensity(), metadata(conf, activations, manifest, run), run.hookOut(), out);
-            writeTrainConfig(activations, run, out);
-        } else {
-            export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
+            java.nio.file.Path out = output.local();
+            try (ActivationSource source = new MixingBuffer(
+                    new RepeatedSource(() -> ActivationTableReader.open(conf, cacheDir, hooks), budget.passes()),
+                    Math.max(config.batchSize(), run.settings().mixingBuffer()), run.settings().seed())) {
+                SaeTrainer trainer = new SaeTrainer(config, out).resume(resume).listener(new SaeTrainer.Listener() {
+                    @Override
+                    public void onMetrics(SaeTrainer.Metrics m) {
+                        last.clear();
+                        last.add(m);
+                    }
+
+                    @Override
+                    public void onCheckpoint(long step, java.nio.file.Path directory) {
+                        output.checkpointed(directory);
+                    }
+                });
+                if (progress != null) {
+                    trainer.listener(progress);
+                }
+                result = trainer.train(source);
+            }
+            if (run.hookOut() != null) {
+                SaeLensExporter.export(result.sae(), result.normalizationScale(), result.targetNormalizationScale(),
+                        result.featureDensity(), metadata(conf, activations, manifest, run), run.hookOut(), out);
+                writeTrainConfig(activations, run, out);
+            } else {
+                export(conf, activations, manifest, run, out, result.sae(), result.normalizationScale(), result.featureDensity());
+            }
+            output.publish();
         }
         // The trainer always writes the last (possibly partial) metrics window, so there is one.
         SaeTrainer.Metrics m = last.get(0);

@@ -1,80 +1,152 @@
 package jobs.output;
 
+import activations.table.CommitProtocol;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.RawLocalFileSystem;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import testing.MiniHdfs;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Plain-Java outputs published on a local path and on a filesystem that is not {@code file:} (the copy path). */
+/**
+ * Plain-Java outputs published on a local path and on a real HDFS, under both commit protocols:
+ * rename (local, HDFS) and marker (what object stores get; forced here on HDFS, which then must not
+ * rely on its atomic rename).
+ */
 class StagedOutputTest {
 
-    /** Local disk under another scheme, so the code takes the path it takes for HDFS or S3. */
-    public static final class RemoteLikeFileSystem extends RawLocalFileSystem {
-        @Override
-        public URI getUri() {
-            return URI.create("remotelike:///");
-        }
+    @TempDir
+    static java.nio.file.Path base;
+    private static MiniHdfs hdfs;
+
+    @BeforeAll
+    static void start() throws IOException {
+        hdfs = MiniHdfs.start(base.resolve("hdfs"));
     }
 
-    static Configuration conf() {
+    @AfterAll
+    static void stop() throws IOException {
+        hdfs.close();
+    }
+
+    static Configuration conf(CommitProtocol protocol) {
         Configuration conf = new Configuration();
-        conf.set("fs.remotelike.impl", RemoteLikeFileSystem.class.getName());
-        conf.setBoolean("fs.remotelike.impl.disable.cache", true);
+        conf.set(CommitProtocol.SETTING, protocol.name().toLowerCase(java.util.Locale.ROOT));
         return conf;
     }
 
     @Test
-    void directoriesAppearWholeOnBothKindsOfFilesystem(@TempDir Path dir) throws IOException {
-        for (String target : new String[] {dir.resolve("local").toString(), "remotelike://" + dir.resolve("remote")}) {
-            StagedOutput.directory(conf(), target, "done.json", false, out -> write(out.resolve("done.json"), "1"));
-            Path written = Path.of(URI.create(target.startsWith("remotelike") ? target.replace("remotelike:", "file:") : "file://" + target));
-            assertEquals("1", Files.readString(written.resolve("done.json")));
+    void theProtocolFollowsTheScheme() throws IOException {
+        Configuration auto = new Configuration();
+        assertEquals(CommitProtocol.RENAME, CommitProtocol.of(new Path(hdfs.uri("x")), auto));
+        assertEquals(CommitProtocol.RENAME, CommitProtocol.of(new Path(base.toUri()), auto));
+        assertEquals(CommitProtocol.MARKER, CommitProtocol.of(new Path(hdfs.uri("x")), conf(CommitProtocol.MARKER)));
+        Configuration wrong = new Configuration();
+        wrong.set(CommitProtocol.SETTING, "atomic");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CommitProtocol.of(new Path(hdfs.uri("x")), wrong));
+        assertTrue(e.getMessage().contains("use auto, rename or marker"), e.getMessage());
+    }
+
+    @Test
+    void withAtomicRenameAFailedOverwriteKeepsTheOldOutput() throws IOException {
+        for (String target : new String[] {base.resolve("rename-local").toString(), hdfs.uri("rename/out")}) {
+            Configuration conf = conf(CommitProtocol.RENAME);
+            StagedOutput.directory(conf, target, "done.json", false, out -> twoFiles(out, "1"));
+            assertEquals("1", read(conf, target, "done.json"));
+            assertEquals("1", read(conf, target, "sub/part.txt"));
             assertThrows(IllegalArgumentException.class,
-                    () -> StagedOutput.directory(conf(), target, "done.json", false, out -> write(out.resolve("done.json"), "2")));
-            // a failing writer leaves the complete output as it was
-            assertThrows(IllegalStateException.class, () -> StagedOutput.directory(conf(), target, "done.json", true, out -> {
-                write(out.resolve("done.json"), "3");
+                    () -> StagedOutput.directory(conf, target, "done.json", false, out -> twoFiles(out, "2")));
+            assertThrows(IllegalStateException.class, () -> StagedOutput.directory(conf, target, "done.json", true, out -> {
+                twoFiles(out, "3");
                 throw new IllegalStateException("writer failed");
             }));
-            assertEquals("1", Files.readString(written.resolve("done.json")));
-            StagedOutput.directory(conf(), target, "done.json", true, out -> write(out.resolve("done.json"), "4"));
-            assertEquals("4", Files.readString(written.resolve("done.json")));
-        }
-        try (var files = Files.list(dir)) {
-            assertEquals(2, files.count(), "no staging leftovers");
+            assertEquals("1", read(conf, target, "done.json"), "the old output is intact");
+            StagedOutput.directory(conf, target, "done.json", true, out -> twoFiles(out, "4"));
+            assertEquals("4", read(conf, target, "sub/part.txt"));
+            assertEquals(1, listing(conf, new Path(target).getParent()).length, "no staging leftovers beside " + target);
         }
     }
 
     @Test
-    void singleFilesAreReplacedOnlyWhenAsked(@TempDir Path dir) throws IOException {
-        for (String target : new String[] {dir.resolve("a.json").toString(), "remotelike://" + dir.resolve("b.json")}) {
-            StagedOutput.file(conf(), target, false, f -> write(f, "x"));
-            Path written = dir.resolve(target.endsWith("a.json") ? "a.json" : "b.json");
-            assertEquals("x", Files.readString(written));
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> StagedOutput.file(conf(), target, false, f -> write(f, "y")));
-            assertTrue(e.getMessage().contains("--overwrite"), e.getMessage());
-            StagedOutput.file(conf(), target, true, f -> write(f, "z"));
-            assertEquals("z", Files.readString(written));
+    void withoutRenameTheManifestIsWrittenLastAndAFailedOverwriteIsMarkedIncomplete() throws IOException {
+        Configuration conf = conf(CommitProtocol.MARKER);
+        String target = hdfs.uri("marker/out");
+        StagedOutput.directory(conf, target, "done.json", false, out -> twoFiles(out, "1"));
+        FileSystem fs = hdfs.fileSystem();
+        long manifestTime = fs.getFileStatus(new Path(target, "done.json")).getModificationTime();
+        assertTrue(fs.getFileStatus(new Path(target, "sub/part.txt")).getModificationTime() <= manifestTime,
+                "the manifest is the last file written");
+        assertThrows(IllegalArgumentException.class,
+                () -> StagedOutput.directory(conf, target, "done.json", false, out -> twoFiles(out, "2")));
+        assertThrows(IllegalStateException.class, () -> StagedOutput.directory(conf, target, "done.json", true, out -> {
+            twoFiles(out, "3");
+            throw new IllegalStateException("writer failed");
+        }));
+        assertFalse(fs.exists(new Path(target, "done.json")), "a failed overwrite never passes for complete");
+        // An incomplete output is an interrupted run's: the next run replaces it without --overwrite.
+        StagedOutput.directory(conf, target, "done.json", false, out -> twoFiles(out, "4"));
+        assertEquals("4", read(conf, target, "done.json"));
+        assertEquals(1, listing(conf, new Path(target).getParent()).length, "written in place, nothing beside it");
+    }
+
+    @Test
+    void singleFilesAreReplacedOnlyWhenAsked() throws IOException {
+        for (CommitProtocol protocol : CommitProtocol.values()) {
+            Configuration conf = conf(protocol);
+            for (String target : new String[] {base.resolve("file-" + protocol + ".json").toString(), hdfs.uri("files/" + protocol + ".json")}) {
+                StagedOutput.file(conf, target, false, f -> write(f, "x"));
+                assertEquals("x", read(conf, target, null));
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> StagedOutput.file(conf, target, false, f -> write(f, "y")));
+                assertTrue(e.getMessage().contains("--overwrite"), e.getMessage());
+                StagedOutput.file(conf, target, true, f -> write(f, "z"));
+                assertEquals("z", read(conf, target, null));
+            }
         }
-        try (var files = Files.list(dir)) {
-            assertFalse(files.anyMatch(p -> p.getFileName().toString().startsWith(".") && !p.toString().endsWith(".crc")),
-                    "no temporary files left");
+        for (FileStatus s : listing(new Configuration(), new Path(hdfs.uri("files")))) {
+            assertFalse(s.getPath().getName().startsWith("."), "temporary file left: " + s.getPath());
         }
     }
 
-    private static void write(Path file, String text) {
+    private static void twoFiles(java.nio.file.Path dir, String value) {
+        write(dir.resolve("done.json"), value);
+        try {
+            Files.createDirectories(dir.resolve("sub"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        write(dir.resolve("sub/part.txt"), value);
+    }
+
+    private static String read(Configuration conf, String target, String child) throws IOException {
+        Path path = child == null ? new Path(target) : new Path(target, child);
+        try (InputStream in = path.getFileSystem(conf).open(path)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    private static FileStatus[] listing(Configuration conf, Path dir) throws IOException {
+        return java.util.Arrays.stream(dir.getFileSystem(conf).listStatus(dir))
+                .filter(s -> !s.getPath().getName().endsWith(".crc") && !s.getPath().getName().startsWith("file-")
+                        && !s.getPath().getName().equals("hdfs"))
+                .toArray(FileStatus[]::new);
+    }
+
+    private static void write(java.nio.file.Path file, String text) {
         try {
             Files.writeString(file, text);
         } catch (IOException e) {

@@ -171,7 +171,7 @@ class PipelineJobTest {
         assertEquals(1.0, ((Number) unchanged.get("matched_share")).doubleValue(), 1e-12);
         assertEquals(0, unchanged.get("new_features"));
         assertEquals(0, unchanged.get("vanished_features"));
-        assertEquals(List.of("2026-11-21", "2026-11-22"), RunRetention.runs(out.resolve("runs")));
+        assertEquals(List.of("2026-11-21", "2026-11-22"), RunRetention.runs(new org.apache.hadoop.conf.Configuration(), new org.apache.hadoop.fs.Path(out.resolve("runs").toString())));
         assertTrue(Files.exists(out.resolve("cache/activations/_manifest.json")), "retention never touches the cache");
 
         // A cached corpus file that changed is refused before any work.
