@@ -42,7 +42,8 @@ public final class DriftJob {
             scratch = Files.createTempDirectory("spindle-drift-");
             DriftReport report = FeatureDrift.compare(ExecutorResources.localDirectory(oldDictionary),
                     ExecutorResources.localDirectory(newDictionary), featureTable(conf, oldFeaturesOrNull, scratch.resolve("old")),
-                    featureTable(conf, newFeaturesOrNull, scratch.resolve("new")), threshold);
+                    featureTable(conf, newFeaturesOrNull, scratch.resolve("new")), threshold)
+                    .naming(userName(oldDictionary), userName(newDictionary));
             StagedOutput.directory(conf, out, DriftReport.FILE_NAME, true, report::write);
             Path dashboard = dashboard(conf, newFeaturesOrNull);
             if (dashboard != null) {
@@ -56,6 +57,11 @@ public final class DriftJob {
                 FileUtil.fullyDelete(scratch.toFile());
             }
         }
+    }
+
+    /** Local directories as absolute paths (as the comparison names them), others as given. */
+    private static String userName(String dictionary) {
+        return dictionary.contains("://") ? dictionary : java.nio.file.Path.of(dictionary).toString();
     }
 
     /** The dashboard directory of a features output, or null when there is none. */

@@ -174,6 +174,7 @@ public final class TrainingOutput implements AutoCloseable {
         if (newest == null) {
             return;
         }
+        System.out.println("checkpoint " + newest.getPath().getName() + " fetched from " + target);
         java.nio.file.Path into = local.resolve(CHECKPOINTS).resolve(newest.getPath().getName());
         downloadTree(newest.getPath(), into);
         Files.deleteIfExists(into.resolve(COMMITTED));

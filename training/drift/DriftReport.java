@@ -42,6 +42,13 @@ public record DriftReport(String oldDictionary, String newDictionary, String hoo
     public record Unmatched(int feature, int bestMatch, double cosine) {
     }
 
+    /** The same report naming the dictionaries as the user gave them (e.g. URIs of copies compared locally). */
+    public DriftReport naming(String oldName, String newName) {
+        return new DriftReport(oldName, newName, hook, decoderWidth, oldDSae, newDSae, threshold, oldLivenessKnown,
+                newLivenessKnown, oldLive, newLive, matchedShare, matchedShareLive, mutualMatches, cosineHistogram, newFeatures,
+                vanishedFeatures, bestOldForNew, bestOldCosine, bestNewForOld, bestNewCosine);
+    }
+
     /** Writes {@code dir/drift.json} atomically (temp file, then rename) and returns its path. */
     public Path write(Path dir) {
         Path file = dir.resolve(FILE_NAME);
