@@ -1,6 +1,7 @@
 package jobs.pipeline;
 
 import activations.table.ActivationManifest;
+import activations.table.CommitProtocol;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import jobs.spark.SparkTestSession;
@@ -87,14 +88,32 @@ class PipelineOnHdfsTest {
                 """.formatted(corpus, out));
     }
 
+    /**
+     * Under both commit protocols: rename (what HDFS gets) and marker (what object stores get:
+     * every output written in place with its manifest last, no directory renamed; forced here).
+     */
     @Test
     void everyStageWritesToHdfsWhatItWritesLocallyAndASecondRunRecomputesNothing(@TempDir Path dir) throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.write(corpus, LINES.subList(0, 60));
         String remoteCorpus = hdfs.copyIn(corpus, "every/corpus.txt");
         Path local = dir.resolve("local");
-        String remote = hdfs.uri("every/out");
         PipelineJob.run(spark, PipelineJob.plan(everyStage(corpus.toString(), local.toString()), "local"), QUIET);
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        for (CommitProtocol protocol : CommitProtocol.values()) {
+            hadoop.set(CommitProtocol.SETTING, protocol.name().toLowerCase(java.util.Locale.ROOT));
+            // A filesystem instance of this configuration, not the cached one of the first test.
+            hadoop.setBoolean("fs.hdfs.impl.disable.cache", true);
+            try {
+                assertSameOutputs(dir, corpus, local, remoteCorpus, hdfs.uri("every/" + protocol));
+            } finally {
+                hadoop.unset(CommitProtocol.SETTING);
+                hadoop.unset("fs.hdfs.impl.disable.cache");
+            }
+        }
+    }
+
+    private static void assertSameOutputs(Path dir, Path corpus, Path local, String remoteCorpus, String remote) throws Exception {
         Map<String, Object> summary = PipelineJob.run(spark, PipelineJob.plan(everyStage(remoteCorpus, remote), "hdfs"), QUIET);
         assertEquals(7, ((Map<?, ?>) summary.get("stage_seconds")).size(), "tokenize, cache, 2 trainings, 2 evaluations, features");
 
