@@ -49,21 +49,7 @@ class PipelineJobTest {
     static Config conf(Path dir) throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.write(corpus, Files.readAllLines(Path.of("corpora/tinystories-1000/tinystories_train_first1000.ascii.txt")).subList(0, 60));
-        return ConfigFactory.parseString("""
-                corpus = "%s"
-                out = "%s"
-                context-size = 32
-                shard-sequences = 8
-                shuffle = global
-                shuffle-seed = 5
-                evaluate-sequences = 4
-                feature-top-k = 3
-                feature-context = 2
-                saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
-                          batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
-                clts = [{ name = clt, layers = 2, features-per-layer = 16, batch-tokens = 128, tokens = 640,
-                          checkpoint-every = 5 }]
-                """.formatted(corpus, dir.resolve("out")));
+        return everyStage(corpus.toString(), dir.resolve("out").toString());
     }
 
     @Test
@@ -91,6 +77,11 @@ class PipelineJobTest {
     }
 
     static Config nightly(Path dir, Path corpus, String date) {
+        return night(corpus.toString(), dir.resolve("out").toString(), date);
+    }
+
+    /** A dated incremental night: one small SAE, the two newest runs kept. */
+    static Config night(String corpus, String out, String date) {
         return ConfigFactory.parseString("""
                 corpus = "%s"
                 out = "%s"
@@ -104,7 +95,26 @@ class PipelineJobTest {
                 feature-context = 2
                 saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
                           batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
-                """.formatted(corpus, dir.resolve("out"), date));
+                """.formatted(corpus, out, date));
+    }
+
+    /** Every stage: tokenize, cache (globally shuffled), a TopK SAE and a 2-layer CLT, evaluations, features. */
+    static Config everyStage(String corpus, String out) {
+        return ConfigFactory.parseString("""
+                corpus = "%s"
+                out = "%s"
+                context-size = 32
+                shard-sequences = 8
+                shuffle = global
+                shuffle-seed = 5
+                evaluate-sequences = 4
+                feature-top-k = 3
+                feature-context = 2
+                saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
+                          batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
+                clts = [{ name = clt, layers = 2, features-per-layer = 16, batch-tokens = 128, tokens = 640,
+                          checkpoint-every = 5 }]
+                """.formatted(corpus, out));
     }
 
     @Test

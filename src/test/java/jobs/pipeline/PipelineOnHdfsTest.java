@@ -2,8 +2,6 @@ package jobs.pipeline;
 
 import activations.table.ActivationManifest;
 import activations.table.CommitProtocol;
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import jobs.spark.SparkTestSession;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
@@ -70,23 +68,6 @@ class PipelineOnHdfsTest {
         }
     }
 
-    static Config everyStage(String corpus, String out) {
-        return ConfigFactory.parseString("""
-                corpus = "%s"
-                out = "%s"
-                context-size = 32
-                shard-sequences = 8
-                shuffle = global
-                shuffle-seed = 5
-                evaluate-sequences = 4
-                feature-top-k = 3
-                feature-context = 2
-                saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
-                          batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
-                clts = [{ name = clt, layers = 2, features-per-layer = 16, batch-tokens = 128, tokens = 640,
-                          checkpoint-every = 5 }]
-                """.formatted(corpus, out));
-    }
 
     /**
      * Under both commit protocols: rename (what HDFS gets) and marker (what object stores get:
@@ -98,7 +79,7 @@ class PipelineOnHdfsTest {
         Files.write(corpus, LINES.subList(0, 60));
         String remoteCorpus = hdfs.copyIn(corpus, "every/corpus.txt");
         Path local = dir.resolve("local");
-        PipelineJob.run(spark, PipelineJob.plan(everyStage(corpus.toString(), local.toString()), "local"), QUIET);
+        PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.everyStage(corpus.toString(), local.toString()), "local"), QUIET);
         Configuration hadoop = spark.sparkContext().hadoopConfiguration();
         for (CommitProtocol protocol : CommitProtocol.values()) {
             hadoop.set(CommitProtocol.SETTING, protocol.name().toLowerCase(java.util.Locale.ROOT));
@@ -114,7 +95,7 @@ class PipelineOnHdfsTest {
     }
 
     private static void assertSameOutputs(Path dir, Path corpus, Path local, String remoteCorpus, String remote) throws Exception {
-        Map<String, Object> summary = PipelineJob.run(spark, PipelineJob.plan(everyStage(remoteCorpus, remote), "hdfs"), QUIET);
+        Map<String, Object> summary = PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.everyStage(remoteCorpus, remote), "hdfs"), QUIET);
         assertEquals(7, ((Map<?, ?>) summary.get("stage_seconds")).size(), "tokenize, cache, 2 trainings, 2 evaluations, features");
 
         // The same files, by name, on both (Spark's part names carry a random id; checkpoint markers are remote only).
@@ -152,7 +133,7 @@ class PipelineOnHdfsTest {
 
         // Again: every stage skipped, not a byte rewritten but the run's summary.
         Map<String, Long> before = listing(new org.apache.hadoop.fs.Path(remote), true);
-        Map<String, Object> again = PipelineJob.run(spark, PipelineJob.plan(everyStage(remoteCorpus, remote), "hdfs"), QUIET);
+        Map<String, Object> again = PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.everyStage(remoteCorpus, remote), "hdfs"), QUIET);
         assertTrue(((Map<?, ?>) again.get("stage_seconds")).isEmpty(), "a second run recomputes nothing");
         Map<String, Long> after = listing(new org.apache.hadoop.fs.Path(remote), true);
         before.keySet().removeIf(k -> k.startsWith("summary.json"));
@@ -160,22 +141,6 @@ class PipelineOnHdfsTest {
         assertEquals(before, after, "nothing rewritten, no rows added");
     }
 
-    static Config night(String corpus, String out, String date) {
-        return ConfigFactory.parseString("""
-                corpus = "%s"
-                out = "%s"
-                run-date = "%s"
-                incremental = true
-                keep-runs = 2
-                context-size = 32
-                shard-sequences = 8
-                evaluate-sequences = 4
-                feature-top-k = 3
-                feature-context = 2
-                saes = [{ name = sae, hook = "blocks.1.hook_resid_post", architecture = topk, k = 4, d-sae = 32,
-                          batch-tokens = 128, tokens = 1280, checkpoint-every = 5, normalization-batches = 1 }]
-                """.formatted(corpus, out, date));
-    }
 
     @Test
     void datedIncrementalNightsOnHdfsDriftAndPruneAsLocally(@TempDir Path dir) throws Exception {
@@ -191,8 +156,8 @@ class PipelineOnHdfsTest {
                 Files.write(corpus.resolve("day2.txt"), LINES.subList(40, 80));
                 hdfs.copyIn(corpus.resolve("day2.txt"), "nights/corpus/day2.txt");
             }
-            Map<String, Object> l = PipelineJob.run(spark, PipelineJob.plan(night(corpus.toString(), local.toString(), date), "local"), QUIET);
-            Map<String, Object> r = PipelineJob.run(spark, PipelineJob.plan(night(remoteCorpus, remote, date), "hdfs"), QUIET);
+            Map<String, Object> l = PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.night(corpus.toString(), local.toString(), date), "local"), QUIET);
+            Map<String, Object> r = PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.night(remoteCorpus, remote, date), "hdfs"), QUIET);
             assertEquals(l.get("cache"), r.get("cache"), date + ": the same accumulated cache");
             assertEquals(l.get("pruned_runs"), r.get("pruned_runs"), date);
             if (!date.equals("2026-11-20")) {
@@ -217,7 +182,7 @@ class PipelineOnHdfsTest {
                         "the same drift page, links included");
             }
             // Again the same night: nothing recomputed.
-            Map<String, Object> again = PipelineJob.run(spark, PipelineJob.plan(night(remoteCorpus, remote, date), "hdfs"), QUIET);
+            Map<String, Object> again = PipelineJob.run(spark, PipelineJob.plan(PipelineJobTest.night(remoteCorpus, remote, date), "hdfs"), QUIET);
             assertTrue(((Map<?, ?>) again.get("stage_seconds")).isEmpty(), date + " twice recomputes nothing");
         }
         assertEquals(List.of("2026-11-21", "2026-11-22"), RunRetention.runs(new Configuration(), new org.apache.hadoop.fs.Path(remote, "runs")));
