@@ -90,7 +90,14 @@ public final class ActivationImporter {
                 throw new IllegalArgumentException("cannot import into the file system root " + target + "; choose a directory below it");
             }
             fs.mkdirs(parent);
-            Path staging = new Path(parent, "." + target.getName() + ".importing-" + UUID.randomUUID());
+            // On an object store the cache is written in place (its old manifest removed first) and the
+            // manifest, written last, is what makes it a cache; elsewhere a staging directory is renamed.
+            boolean inPlace = CommitProtocol.of(fs, conf) == CommitProtocol.MARKER;
+            if (inPlace && replacing) {
+                fs.delete(new Path(target, ActivationManifest.FILE_NAME), false);
+                fs.delete(target, true);
+            }
+            Path staging = inPlace ? target : new Path(parent, "." + target.getName() + ".importing-" + UUID.randomUUID());
             try {
                 fs.mkdirs(staging);
                 int d = inputs.get(0).cols();
@@ -107,10 +114,12 @@ public final class ActivationImporter {
                 ActivationManifest.CommittedShards committed = ActivationManifest.listCommittedShards(conf, staging);
                 ActivationManifest manifest = ActivationManifest.of("imported", null, 0, null, null, null, committed);
                 manifest.write(fs, staging);
-                publish(fs, staging, target, replacing);
+                if (!inPlace) {
+                    publish(fs, staging, target, replacing);
+                }
                 return manifest;
             } finally {
-                if (fs.exists(staging)) {
+                if (!inPlace && fs.exists(staging)) {
                     fs.delete(staging, true);
                 }
             }
