@@ -87,6 +87,49 @@ class HdfsCacheTest {
         assertEquals(expected.size(), readAll(remoteCache).size());
     }
 
+    /**
+     * The object-store protocol, forced on HDFS: the cache is written in place (no hidden directory
+     * renamed), a failed run leaves no manifest, so readers refuse it, and the rerun resumes from the
+     * shards already there, every row exactly once.
+     */
+    @Test
+    void withoutRenameAFailedCacheIsNotACacheAndResumesInPlace() throws Exception {
+        java.nio.file.Path corpus = work.resolve("corpus-marker.txt");
+        Files.write(corpus, Files.readAllLines(java.nio.file.Path.of("corpora/tinystories-1000/tinystories_train_first1000.ascii.txt"))
+                .subList(30, 60));
+        String localTokens = work.resolve("tokens-marker").toString();
+        tokenize(corpus.toString(), localTokens);
+        String localCache = work.resolve("activations-marker").toString();
+        CacheJob.run(spark, options(localTokens, localCache));
+
+        Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+        hadoop.set(activations.table.CommitProtocol.SETTING, "marker");
+        hadoop.setBoolean("fs.hdfs.impl.disable.cache", true); // a filesystem instance of this configuration
+        try {
+            String remoteCache = hdfs.uri("marker/activations");
+            Options broken = options(localTokens, remoteCache).withFault(Fault.ALWAYS, 2);
+            org.junit.jupiter.api.Assertions.assertThrows(Exception.class, () -> CacheJob.run(spark, broken));
+            org.apache.hadoop.fs.FileSystem fs = hdfs.fileSystem();
+            assertTrue(fs.exists(new Path(remoteCache)), "written in place");
+            assertFalse(fs.exists(new Path(hdfs.uri("marker/.activations.partial"))), "no hidden directory to rename");
+            assertFalse(fs.exists(new Path(remoteCache, "_manifest.json")), "a failed run is not a cache");
+            Exception unread = org.junit.jupiter.api.Assertions.assertThrows(Exception.class, () -> readAll(remoteCache));
+            assertTrue(unread.getMessage().contains("_manifest.json"), unread.getMessage());
+
+            CacheJob.Result resumed = CacheJob.run(spark, options(localTokens, remoteCache));
+            assertTrue(resumed.resumedShards() >= 1, resumed.resumedShards() + " shards kept from the failed run");
+            Map<Long, float[]> expected = readAll(localCache);
+            Map<Long, float[]> actual = readAll(remoteCache);
+            assertEquals(expected.keySet(), actual.keySet(), "every (seq, pos) once");
+            for (Map.Entry<Long, float[]> e : expected.entrySet()) {
+                assertArrayEquals(e.getValue(), actual.get(e.getKey()), "row " + e.getKey());
+            }
+        } finally {
+            hadoop.unset(activations.table.CommitProtocol.SETTING);
+            hadoop.unset("fs.hdfs.impl.disable.cache");
+        }
+    }
+
     private static long tokenize(String input, String output) {
         return TokenizeJob.run(spark, new TokenizeJob.Options(MODEL, input, TokenizeJob.InputFormat.TEXT,
                 TokenizeJob.TextSplit.LINE, "text", 32, false, null, false, output, false)).sequences();
