@@ -18,10 +18,13 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
     protected HostArray zHost;
     protected HostArray maskHost;
     private final ThreadLocal<double[][]> rowScratch;
+    private final ThreadLocal<int[]> chosenScratch;
+    private float[] auxResidual;
 
     protected AbstractTopKSae(SaeConfig config, DataType dtype) {
         super(config, dtype, 0);
         rowScratch = ThreadLocal.withInitial(() -> new double[][] {new double[dSae], new double[dSae]});
+        chosenScratch = ThreadLocal.withInitial(() -> new int[dSae]);
     }
 
     @Override
@@ -54,33 +57,110 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
         }
         int keep = Math.min(k, candidates);
         IntStream.range(0, rows).parallel().forEach(r -> {
-            double[][] scratch = rowScratch.get();
-            double[] values = scratch[0];
-            double[] select = scratch[1];
-            int base = r * cols;
-            if (columns == null) {
-                src.read(base, values, cols);
-            } else {
-                for (int i = 0; i < candidates; i++) {
-                    values[i] = src.get(base + columns[i]);
-                }
+            int[] chosen = chosenScratch.get();
+            int taken = selectRow(src, r, cols, keep, columns, chosen);
+            for (int i = 0; i < taken; i++) {
+                dst.set(r * cols + chosen[i], 1.0);
             }
-            System.arraycopy(values, 0, select, 0, candidates);
-            double kth = Selection.kthLargest(select, candidates, keep);
-            int taken = 0;
+        });
+    }
+
+    /**
+     * The columns of the {@code keep} largest entries of row {@code r} of {@code src} among
+     * {@code columns} (all if null) into {@code chosen}; ties broken by lower column index. Returns keep.
+     */
+    private int selectRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
+        double[][] scratch = rowScratch.get();
+        double[] values = scratch[0];
+        double[] select = scratch[1];
+        int candidates = columns == null ? cols : columns.length;
+        int base = r * cols;
+        if (columns == null) {
+            src.read(base, values, cols);
+        } else {
             for (int i = 0; i < candidates; i++) {
-                if (values[i] > kth) {
-                    dst.set(base + (columns == null ? i : columns[i]), 1.0);
-                    taken++;
-                }
+                values[i] = src.get(base + columns[i]);
             }
-            for (int i = 0; i < candidates && taken < keep; i++) {
-                if (values[i] == kth) {
-                    dst.set(base + (columns == null ? i : columns[i]), 1.0);
-                    taken++;
+        }
+        System.arraycopy(values, 0, select, 0, candidates);
+        double kth = Selection.kthLargest(select, candidates, keep);
+        int taken = 0;
+        for (int i = 0; i < candidates; i++) {
+            if (values[i] > kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        for (int i = 0; i < candidates && taken < keep; i++) {
+            if (values[i] == kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        return taken;
+    }
+
+    /**
+     * Sparse form of {@link #topKPerRow}: {@code out} gets, per row, the selected columns with
+     * their pre-activations (as f and z); with {@code positiveOnly}, only those above 0 (TopK's ReLU).
+     */
+    protected final void topKEntries(SparseRows out, int rows, int cols, int k, int[] columns, boolean positiveOnly) {
+        int candidates = columns == null ? cols : columns.length;
+        int keep = Math.max(0, Math.min(k, candidates));
+        out.fill(rows, cols, (r, sink) -> {
+            if (keep == 0) {
+                return;
+            }
+            int[] chosen = chosenScratch.get();
+            int taken = selectRow(zHost, r, cols, keep, columns, chosen);
+            for (int i = 0; i < taken; i++) {
+                float v = (float) zHost.get(r * cols + chosen[i]);
+                if (!positiveOnly || v > 0) {
+                    sink.add(chosen[i], v, v);
                 }
             }
         });
+    }
+
+    /** fireCounts := per-latent counts of the active entries. */
+    protected final void countActive() {
+        fireCounts.assign(Nd4j.createFromArray(active.activeColumnCounts()).castTo(dtype));
+    }
+
+    /** AuxK on the sparse path: the same loss and gradients as {@link #auxiliaryLoss}, over the k_aux entries per row. */
+    @Override
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[] err, float[] wDecHost, float[] gDecHost) {
+        double alpha = config.auxKCoefficient();
+        if (alpha == 0 || deadCount == 0) {
+            return 0;
+        }
+        int kAux = config.effectiveKAux();
+        double scale = Math.min(1.0, deadCount / (double) kAux);
+        topKEntries(auxEntries, batch, dSae, kAux, deadIndices, false);
+        int length = batch * dOut;
+        if (auxResidual == null || auxResidual.length < length) {
+            auxResidual = new float[length];
+        }
+        float[] recon = auxResidual;
+        float minusScale = (float) -residualScale;
+        for (int i = 0; i < length; i++) {
+            recon[i] = minusScale * err[i]; // -e: the aux reconstruction minus the residual
+        }
+        auxEntries.decode(wDecHost, dOut, recon);
+        double weight = alpha * scale / batch;
+        double sum = 0;
+        for (int i = 0; i < length; i++) {
+            sum += (double) recon[i] * recon[i];
+        }
+        double loss = weight * sum;
+        if (backward) {
+            float twice = (float) (2 * weight);
+            for (int i = 0; i < length; i++) {
+                recon[i] *= twice;
+            }
+            auxEntries.transposeTimes(auxEntries.f, recon, dOut, gDecHost);
+            auxEntries.dots(recon, wDecHost, dOut, auxEntries.grad, false);
+            auxEntriesUsed = true;
+        }
+        return loss;
     }
 
     @Override

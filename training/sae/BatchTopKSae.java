@@ -66,9 +66,47 @@ public class BatchTopKSae extends AbstractTopKSae {
                 : Selection.kthLargest(doubleCandidates, positives, keep);
     }
 
+    /** The batch threshold {@link #activateSparse} computed and left for {@link #activate}, or NaN. */
+    private double pendingThreshold = Double.NaN;
+
+    @Override
+    protected boolean activateSparse(boolean training) {
+        double t = batchThreshold();
+        long entries = (long) batch * Math.min(config.k(), dSae);
+        if (!sparsePays(entries, entries)) {
+            pendingThreshold = t;
+            return false;
+        }
+        float cutoff = (float) strictlyBelow(t);
+        boolean none = Double.isInfinite(t);
+        java.nio.FloatBuffer zs = SparseRows.floats(z);
+        active.fill(batch, dSae, (r, sink) -> {
+            if (none) {
+                return;
+            }
+            float[] row = sink.row(dSae);
+            zs.get(r * dSae, row, 0, dSae);
+            for (int i = 0; i < dSae; i++) {
+                if (row[i] > cutoff) { // z >= t, as the dense step
+                    sink.add(i, row[i], row[i]);
+                }
+            }
+        });
+        countActive();
+        updateRunningThreshold(training, t);
+        return true;
+    }
+
+    private void updateRunningThreshold(boolean training, double t) {
+        if (training && !Double.isInfinite(t)) {
+            runningThreshold = runningThreshold < 0 ? t : THRESHOLD_DECAY * runningThreshold + (1 - THRESHOLD_DECAY) * t;
+        }
+    }
+
     @Override
     protected final void activate(boolean training) {
-        double t = batchThreshold();
+        double t = Double.isNaN(pendingThreshold) ? batchThreshold() : pendingThreshold;
+        pendingThreshold = Double.NaN;
         if (Double.isInfinite(t)) {
             mask.assign(0);
         } else {
@@ -76,9 +114,7 @@ public class BatchTopKSae extends AbstractTopKSae {
         }
         multiply(z, mask, f);
         countFiring();
-        if (training && !Double.isInfinite(t)) {
-            runningThreshold = runningThreshold < 0 ? t : THRESHOLD_DECAY * runningThreshold + (1 - THRESHOLD_DECAY) * t;
-        }
+        updateRunningThreshold(training, t);
     }
 
     /** The running global threshold (negative before any training batch). */

@@ -88,6 +88,29 @@ public abstract class SparseAutoencoder {
     protected INDArray xHat;
     protected INDArray err;
 
+    /** How {@link #forwardBackward} decodes: AUTO picks sparse or dense per batch (see {@link #sparsePays}). */
+    public enum Decoding { AUTO, DENSE, SPARSE }
+
+    private Decoding decoding = Decoding.AUTO;
+    private boolean lastSparse;
+    /** Sparse path: the batch's active latents (and entries the backward pass needs), by row. */
+    protected final SparseRows active = new SparseRows();
+    /** Sparse path: entries of an auxiliary term's own dLoss/dz (AuxK's dead latents); used if {@link #auxEntriesUsed}. */
+    protected final SparseRows auxEntries = new SparseRows();
+    protected boolean auxEntriesUsed;
+    /**
+     * Sparse path: per-latent c_i with dLoss/dz[b, i] += c_i at every row b (JumpReLU's pre-activation
+     * loss on dead latents, applied as a rank-one update of the encoder gradient), or null.
+     */
+    protected double[] rankOneColumns;
+    private float[] hostWDec;
+    private float[] hostErr;
+    private float[] hostX;
+    private float[] hostOut;
+    private float[] hostGDec;
+    private float[] hostGEncT;
+    private float[] hostGEnc;
+
     protected SparseAutoencoder(SaeConfig config, DataType dtype, int extraParameters) {
         if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE) {
             throw new IllegalArgumentException("SAE data type " + dtype + " is not supported; train in FLOAT (tests may use DOUBLE)");
@@ -364,7 +387,13 @@ public abstract class SparseAutoencoder {
     /** Transcoder training pass: inputs [batch, d_in] (normalized), targets [batch, d_out] (normalized). */
     public LossParts forwardBackward(INDArray x, INDArray y) {
         checkInput(x, y);
-        forward(x, y, true);
+        encodeBatch(x);
+        lastSparse = decoding != Decoding.DENSE && dtype == DataType.FLOAT && activateSparse(true);
+        if (lastSparse) {
+            return sparseForwardBackward(x, y);
+        }
+        activate(true);
+        decodeDense(x, y);
         double mse = squaredSum(err) / batch;
         double sparsity = sparsityLoss();
         double l0 = fireCounts.sumNumber().doubleValue() / batch;
@@ -385,6 +414,12 @@ public abstract class SparseAutoencoder {
 
         Nd4j.gemm(xCentered, df, gWEnc, true, false, 1.0, 0.0);
         columnSums(df, gBEnc);
+        finishBackward();
+        return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
+    }
+
+    /** What both paths end with: b_dec's gradient through the encoder, the decoder-norm penalties, the architecture's fix-ups. */
+    private void finishBackward() {
         if (!transcoder) {
             // b_dec enters the encoder as -b_dec W_enc: its gradient there is -W_enc (sum_b dz).
             Nd4j.gemm(wEnc, gBEnc.reshape(dSae, 1), dInColumn, false, false, 1.0, 0.0);
@@ -400,7 +435,162 @@ public abstract class SparseAutoencoder {
             gWDec.addi(decoderScratch);
         }
         afterBackward();
+    }
+
+    /**
+     * The training pass over the active set only (fp32): the decoder product, its weight gradient
+     * and dLoss/df become sparse-dense products over the entries of {@link #active} (host loops in
+     * {@link SparseRows}); the encoder's forward product stays a dense gemm (every pre-activation is
+     * needed to select), its weight gradient is a sparse^T x dense product. Gradients of latents with
+     * no entry are exactly 0, as on the dense path, and the optimizer still updates every row.
+     */
+    private LossParts sparseForwardBackward(INDArray x, INDArray y) {
+        int outLength = batch * dOut;
+        hostWDec = SparseRows.read(wDec, hostWDec);
+        hostOut = ensure(hostOut, outLength);
+        float[] bias = SparseRows.read(bDec, null);
+        for (int b = 0; b < batch; b++) {
+            System.arraycopy(bias, 0, hostOut, b * dOut, dOut);
+        }
+        active.decode(hostWDec, dOut, hostOut);
+        SparseRows.write(hostOut, xHat);
+        if (wSkip != null) {
+            Nd4j.gemm(x, wSkip, xHat, false, false, 1.0, 1.0);
+        }
+        Nd4j.exec(new SubOp(xHat, y, err));
+        double mse = squaredSum(err) / batch;
+        double sparsity = sparseSparsityLoss();
+        double l0 = fireCounts.sumNumber().doubleValue() / batch;
+
+        err.muli(2.0 / batch);
+        columnSums(err, gBDec);
+        if (wSkip != null) {
+            Nd4j.gemm(input, err, gWSkip, true, false, 1.0, 0.0);
+        }
+        hostErr = SparseRows.read(err, hostErr);
+        active.dots(hostErr, hostWDec, dOut, active.grad, false); // dLoss/df at every entry
+        hostGDec = ensure(hostGDec, dSae * dOut);
+        java.util.Arrays.fill(hostGDec, 0, dSae * dOut, 0f);
+        active.transposeTimes(active.f, hostErr, dOut, hostGDec);
+        normGrad.assign(0);
+        sparseSparsityBackward();
+        auxEntriesUsed = false;
+        rankOneColumns = null;
+        double auxiliary = sparseAuxiliaryLoss(true, -batch / 2.0, hostErr, hostWDec, hostGDec);
+        SparseRows.write(hostGDec, gWDec);
+
+        // Encoder: gW_enc = x_c^T dz over the entries, computed latent-major then transposed.
+        hostX = SparseRows.read(xCentered, hostX);
+        hostGEncT = ensure(hostGEncT, dSae * dIn);
+        java.util.Arrays.fill(hostGEncT, 0, dSae * dIn, 0f);
+        active.transposeTimes(active.grad, hostX, dIn, hostGEncT);
+        double[] gb = new double[dSae];
+        active.columnSums(active.grad, gb);
+        if (auxEntriesUsed) {
+            auxEntries.transposeTimes(auxEntries.grad, hostX, dIn, hostGEncT);
+            auxEntries.columnSums(auxEntries.grad, gb);
+        }
+        if (rankOneColumns != null) {
+            double[] xSum = new double[dIn];
+            for (int b = 0; b < batch; b++) {
+                for (int j = 0; j < dIn; j++) {
+                    xSum[j] += hostX[b * dIn + j];
+                }
+            }
+            for (int i = 0; i < dSae; i++) {
+                double c = rankOneColumns[i];
+                if (c != 0) {
+                    for (int j = 0; j < dIn; j++) {
+                        hostGEncT[i * dIn + j] += (float) (c * xSum[j]);
+                    }
+                    gb[i] += c * batch;
+                }
+            }
+        }
+        hostGEnc = ensure(hostGEnc, dSae * dIn);
+        SparseRows.transpose(hostGEncT, dSae, dIn, hostGEnc);
+        SparseRows.write(hostGEnc, gWEnc);
+        gBEnc.assign(Nd4j.createFromArray(gb).castTo(dtype));
+        finishBackward();
         return new LossParts(mse + sparsity + auxiliary, mse, sparsity, auxiliary, l0);
+    }
+
+    private static float[] ensure(float[] a, int length) {
+        return a != null && a.length >= length ? a : new float[length];
+    }
+
+    /** Forces the sparse or dense path (tests, benchmarks), or AUTO (the default). */
+    public void setDecoding(Decoding mode) {
+        decoding = mode;
+    }
+
+    /** Whether the last {@link #forwardBackward} took the sparse path. */
+    public boolean lastPassSparse() {
+        return lastSparse;
+    }
+
+    /** Whether the decoding mode forces the sparse path (AUTO: ask {@link #sparsePays}). */
+    protected final boolean sparseForced() {
+        return decoding == Decoding.SPARSE;
+    }
+
+    /**
+     * Relative cost of one flop of the sparse host loops against one of a dense gemm, measured with
+     * the SAE step benchmark at d_in 768 (2 cores, OpenBLAS): the dense step's four [B, d_sae] x d
+     * products cost 8 B d_sae d flops at gemm speed; the sparse path does 2 d flops per entry and
+     * product (three over the active entries, one, dLoss/df, over all entries) at this many times
+     * the cost, plus about 4 d_sae d float moves for the host copies of W_dec and both weight
+     * gradients (one flop each).
+     */
+    static final double SPARSE_FLOP_COST = 8.0;
+
+    /** The cost model: whether {@code activeEntries} active of {@code entries} entries decode faster sparse. */
+    protected final boolean sparsePays(long activeEntries, long entries) {
+        if (sparseForced()) {
+            return true;
+        }
+        double d = Math.max(dIn, dOut);
+        double dense = 8.0 * batch * dSae * d;
+        double sparse = SPARSE_FLOP_COST * 2 * d * (3.0 * activeEntries + entries) + 4.0 * dSae * d;
+        return sparse < dense;
+    }
+
+    /**
+     * Sparse activation from {@link #z}: fills {@link #active} (each active latent with f and z; an
+     * architecture may add inactive entries its backward pass needs, with f = 0) and
+     * {@link #fireCounts}, and returns true; or returns false to decode densely, leaving the state
+     * so that {@link #activate} then gives exactly the dense pass (decide with {@link #sparsePays}).
+     */
+    protected boolean activateSparse(boolean training) {
+        return false;
+    }
+
+    /** The sparsity term on the sparse path (from {@link #active} and {@link #fireCounts}). */
+    protected double sparseSparsityLoss() {
+        return 0;
+    }
+
+    /**
+     * Sparse counterpart of {@link #sparsityBackward} plus the activation's mask: on entry
+     * {@code active.grad} holds dLoss/df of the reconstruction at every entry; on exit dLoss/dz
+     * (0 at inactive entries). This default is the mask alone (architectures without a penalty).
+     */
+    protected void sparseSparsityBackward() {
+        for (int e = 0; e < active.size(); e++) {
+            if (active.f[e] == 0) {
+                active.grad[e] = 0;
+            }
+        }
+    }
+
+    /**
+     * Sparse counterpart of {@link #auxiliaryLoss}: {@code err} is the host copy of dLoss/dy_hat
+     * [batch, d_out] (the residual x - x_hat is {@code residualScale * err}), {@code wDecHost} of
+     * W_dec; adds W_dec gradients to {@code gDecHost}, dLoss/dz to {@code active.grad}, to
+     * {@link #auxEntries} (setting {@link #auxEntriesUsed}) or to {@link #rankOneColumns}.
+     */
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[] err, float[] wDecHost, float[] gDecHost) {
+        return 0;
     }
 
     private INDArray autoencoderTarget(INDArray x) {
@@ -432,6 +622,13 @@ public abstract class SparseAutoencoder {
     }
 
     private void forward(INDArray x, INDArray y, boolean training) {
+        encodeBatch(x);
+        activate(training);
+        decodeDense(x, y);
+    }
+
+    /** Buffers, decoder norms, the encoder's input and the pre-activations z. */
+    private void encodeBatch(INDArray x) {
         ensureBuffers((int) x.size(0));
         input = x;
         Nd4j.exec(new Norm2(wDec, decoderNorms, 1));
@@ -443,7 +640,9 @@ public abstract class SparseAutoencoder {
         }
         Nd4j.gemm(xCentered, wEnc, z, false, false, 1.0, 0.0);
         z.addiRowVector(bEnc);
-        activate(training);
+    }
+
+    private void decodeDense(INDArray x, INDArray y) {
         Nd4j.gemm(f, wDec, xHat, false, false, 1.0, 0.0);
         xHat.addiRowVector(bDec);
         if (wSkip != null) {
