@@ -19,12 +19,14 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
     protected HostArray maskHost;
     private final ThreadLocal<double[][]> rowScratch;
     private final ThreadLocal<int[]> chosenScratch;
+    private final ThreadLocal<float[][]> floatScratch;
     private float[] auxResidual;
 
     protected AbstractTopKSae(SaeConfig config, DataType dtype) {
         super(config, dtype, 0);
         rowScratch = ThreadLocal.withInitial(() -> new double[][] {new double[dSae], new double[dSae]});
         chosenScratch = ThreadLocal.withInitial(() -> new int[dSae]);
+        floatScratch = ThreadLocal.withInitial(() -> new float[][] {new float[dSae], new float[dSae]});
     }
 
     @Override
@@ -70,6 +72,9 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
      * {@code columns} (all if null) into {@code chosen}; ties broken by lower column index. Returns keep.
      */
     private int selectRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
+        if (src.isFloat()) {
+            return selectFloatRow(src, r, cols, keep, columns, chosen);
+        }
         double[][] scratch = rowScratch.get();
         double[] values = scratch[0];
         double[] select = scratch[1];
@@ -84,6 +89,36 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
         }
         System.arraycopy(values, 0, select, 0, candidates);
         double kth = Selection.kthLargest(select, candidates, keep);
+        int taken = 0;
+        for (int i = 0; i < candidates; i++) {
+            if (values[i] > kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        for (int i = 0; i < candidates && taken < keep; i++) {
+            if (values[i] == kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        return taken;
+    }
+
+    /** {@link #selectRow} on fp32 values (bulk row read, fp32 quickselect: the same comparisons, a third of the time). */
+    private int selectFloatRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
+        float[][] scratch = floatScratch.get();
+        float[] values = scratch[0];
+        float[] select = scratch[1];
+        int candidates = columns == null ? cols : columns.length;
+        int base = r * cols;
+        if (columns == null) {
+            src.readFloats(base, values, cols);
+        } else {
+            for (int i = 0; i < candidates; i++) {
+                values[i] = (float) src.get(base + columns[i]);
+            }
+        }
+        System.arraycopy(values, 0, select, 0, candidates);
+        float kth = Selection.kthLargest(select, candidates, keep);
         int taken = 0;
         for (int i = 0; i < candidates; i++) {
             if (values[i] > kth) {
