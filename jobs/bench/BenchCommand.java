@@ -107,6 +107,15 @@ public final class BenchCommand implements Callable<Integer> {
                             "--batch", str(cltShape[3]), "--steps", str(cltShape[4])));
                 }
             }
+            if (wanted("clt_step_sparse_ratio") || (wanted("clt_step_sparse_vs_torch") && torch != null)) {
+                Figure clt = CltStepBenchmark.runSparse(cltShape[0], cltShape[1], cltShape[2], cltShape[3], cltShape[4]);
+                add(figures, clt);
+                if (wanted("clt_step_sparse_vs_torch") && torch != null) {
+                    add(figures, torch.compare("clt_step_sparse_vs_torch", "clt", (Double) clt.details().get("tokens_per_second"), null,
+                            "--layers", str(cltShape[0]), "--d", str(cltShape[1]), "--features", str(cltShape[2]),
+                            "--batch", str(cltShape[3]), "--steps", str(cltShape[4])));
+                }
+            }
             if (wanted("reader_ratio")) {
                 add(figures, ReaderBenchmark.run(work.resolve("reader"), 768, quick ? 40_000 : 100_000, quick ? 2048 : 4096,
                         sae.get().trainerRowsPerSecond()));
@@ -151,7 +160,7 @@ public final class BenchCommand implements Callable<Integer> {
     /** Every figure's name, in the order the bench runs them. */
     static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "sae_step_sparse_ratio",
             "sae_step_sparse_vs_torch", "clt_step_ratio",
-            "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
+            "clt_step_vs_torch", "clt_step_sparse_ratio", "clt_step_sparse_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
             "forward_ratio_gemma2", "cache_write_share", "spark_scaling", "global_shuffle_cost",
             "pipeline_overhead");
 
