@@ -113,11 +113,11 @@ public final class CrossLayerTranscoder {
     private SparseRows[] entries;
     /** Per layer [2F]: over the batch, per dead feature, sum of (theta - z) where theta > z, then the count of such rows. */
     private double[][] deadSums;
-    private float[][] hostDecoders;
-    private float[][] hostDecoderGrads;
-    private float[][] hostErr;
-    private float[] hostX;
-    private float[] hostEncT;
+    private float[][][] hostDecoders;
+    private float[][] hostDecoderGrad;
+    private float[][][] hostErr;
+    private float[][] hostX;
+    private float[][] hostEncT;
     private float[] hostEnc;
 
     public CrossLayerTranscoder(CltConfig config, DataType dtype) {
@@ -608,29 +608,29 @@ public final class CrossLayerTranscoder {
      * gradients of features with no entry are 0 there too.
      */
     private LossParts sparseForwardBackward(INDArray[] x, INDArray[] y) {
-        if (hostDecoders == null) {
-            hostDecoders = new float[layers * (layers + 1) / 2][];
-            hostDecoderGrads = new float[layers * (layers + 1) / 2][];
-            hostErr = new float[layers][];
-        }
         int fd = features * d;
+        if (hostDecoders == null) {
+            hostDecoders = new float[layers * (layers + 1) / 2][][];
+            hostErr = new float[layers][][];
+        }
         for (int l = 0; l < layers; l++) {
             SparseRows a = entries[l];
             fireCountViews[l].assign(Nd4j.createFromArray(a.activeColumnCounts()).castTo(dtype));
             for (int t = l; t < layers; t++) {
-                hostDecoders[pair(l, t)] = SparseRows.read(wDec[l][t - l], hostDecoders[pair(l, t)]);
+                hostDecoders[pair(l, t)] = SparseRows.readRows(wDec[l][t - l], hostDecoders[pair(l, t)]);
             }
         }
-        float[] out = new float[batch * d];
+        float[][] out = null;
         for (int t = 0; t < layers; t++) {
+            out = SparseRows.zeroed(out, batch, d);
             float[] bias = SparseRows.read(bDec[t], null);
             for (int b = 0; b < batch; b++) {
-                System.arraycopy(bias, 0, out, b * d, d);
+                System.arraycopy(bias, 0, out[b], 0, d);
             }
             for (int l = 0; l <= t; l++) {
-                entries[l].decode(hostDecoders[pair(l, t)], d, out);
+                entries[l].decode(hostDecoders[pair(l, t)], out);
             }
-            SparseRows.write(out, yHat[t]);
+            SparseRows.writeRows(out, yHat[t]);
             Nd4j.exec(new SubOp(yHat[t], y[t], err[t]));
         }
         LossParts mseParts = lossParts(false);
@@ -640,7 +640,7 @@ public final class CrossLayerTranscoder {
         for (int t = 0; t < layers; t++) {
             err[t].muli(2.0 / batch); // dLoss/dy_hat_t
             ColumnSums.of(err[t], gBDec[t]);
-            hostErr[t] = SparseRows.read(err[t], hostErr[t]);
+            hostErr[t] = SparseRows.readRows(err[t], hostErr[t]);
         }
         double lambdaOverBatch = sparsityCoefficient / batch;
         double tanhScale = config.tanhScale();
@@ -649,17 +649,13 @@ public final class CrossLayerTranscoder {
         double halfWidth = bandwidth / 2;
         for (int l = 0; l < layers; l++) {
             SparseRows a = entries[l];
+            double[] inactiveDf = new double[features]; // dLoss/da summed per feature over its inactive (window) entries
             for (int t = l; t < layers; t++) {
-                a.dots(hostErr[t], hostDecoders[pair(l, t)], d, a.grad, t != l); // dLoss/da at the entries
-                float[] g = hostDecoderGrads[pair(l, t)];
-                if (g == null || g.length < fd) {
-                    g = new float[fd];
-                    hostDecoderGrads[pair(l, t)] = g;
-                } else {
-                    java.util.Arrays.fill(g, 0, fd, 0f);
-                }
-                a.transposeTimes(a.f, hostErr[t], d, g);
-                SparseRows.write(g, gWDec[l][t - l]);
+                a.dots(hostErr[t], hostDecoders[pair(l, t)], a.grad, t != l); // dLoss/da at the active entries
+                a.inactiveDots(hostErr[t], hostDecoders[pair(l, t)], inactiveDf);
+                hostDecoderGrad = SparseRows.zeroed(hostDecoderGrad, features, d);
+                a.transposeTimes(a.f, hostErr[t], hostDecoderGrad);
+                SparseRows.writeRows(hostDecoderGrad, gWDec[l][t - l]);
             }
             // fusedTanhBackward entry by entry.
             double[] theta = threshold[l].toDoubleVector();
@@ -688,13 +684,17 @@ public final class CrossLayerTranscoder {
                     g += sc * norm[i]; // tanh'(0) = 1: it still reaches theta through the kernel
                 }
                 if (Math.abs(zz - th) < halfWidth) {
-                    thetaGrad[i] -= g * th / bandwidth;
+                    thetaGrad[i] -= g * th / bandwidth; // at an inactive entry g lacks dLoss/da: inactiveDf below
                 }
                 if (preAct != 0 && dead[i] != 0 && !(th > zz)) {
                     dz += preAct * norm[i]; // takes back the rank-one term below on this row
                 }
                 a.grad[e] = (float) dz;
                 gb[i] += dz;
+            }
+            // Inactive entries all lie in the window (an inactive dead-feature exception has z = theta).
+            for (int i = 0; i < features; i++) {
+                thetaGrad[i] -= inactiveDf[i] * theta[i] / bandwidth;
             }
             sparsity += lambdaOverBatch * tanhSum;
             double[] rankOne = null;
@@ -720,30 +720,28 @@ public final class CrossLayerTranscoder {
             gLogThreshold[l].assign(Nd4j.createFromArray(thetaGrad).castTo(dtype));
             gBEnc[l].assign(Nd4j.createFromArray(gb).castTo(dtype));
 
-            hostX = SparseRows.read(xInput[l], hostX);
-            if (hostEncT == null || hostEncT.length < fd) {
-                hostEncT = new float[fd];
-                hostEnc = new float[fd];
-            } else {
-                java.util.Arrays.fill(hostEncT, 0, fd, 0f);
-            }
-            a.transposeTimes(a.grad, hostX, d, hostEncT);
+            hostX = SparseRows.readRows(xInput[l], hostX);
+            hostEncT = SparseRows.zeroed(hostEncT, features, d);
+            a.transposeTimes(a.grad, hostX, hostEncT);
             if (rankOne != null) {
                 double[] xSum = new double[d];
                 for (int b = 0; b < batch; b++) {
                     for (int j = 0; j < d; j++) {
-                        xSum[j] += hostX[b * d + j];
+                        xSum[j] += hostX[b][j];
                     }
                 }
                 for (int i = 0; i < features; i++) {
                     if (rankOne[i] != 0) {
                         for (int j = 0; j < d; j++) {
-                            hostEncT[i * d + j] += (float) (rankOne[i] * xSum[j]);
+                            hostEncT[i][j] += (float) (rankOne[i] * xSum[j]);
                         }
                     }
                 }
             }
-            SparseRows.transpose(hostEncT, features, d, hostEnc);
+            if (hostEnc == null || hostEnc.length < fd) {
+                hostEnc = new float[fd];
+            }
+            SparseRows.transpose(hostEncT, hostEnc);
             SparseRows.write(hostEnc, gWEnc[l]);
             // Norm-weighted penalties: dn/dW_dec[l -> t]_i = W_dec[l -> t]_i / n_i.
             if (normGrad[l].amaxNumber().doubleValue() != 0) {

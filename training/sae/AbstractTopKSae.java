@@ -20,7 +20,7 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
     private final ThreadLocal<double[][]> rowScratch;
     private final ThreadLocal<int[]> chosenScratch;
     private final ThreadLocal<float[][]> floatScratch;
-    private float[] auxResidual;
+    private float[][] auxResidual;
 
     protected AbstractTopKSae(SaeConfig config, DataType dtype) {
         super(config, dtype, 0);
@@ -162,7 +162,7 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
 
     /** AuxK on the sparse path: the same loss and gradients as {@link #auxiliaryLoss}, over the k_aux entries per row. */
     @Override
-    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[] err, float[] wDecHost, float[] gDecHost) {
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[][] err, float[][] wDecHost, float[][] gDecHost) {
         double alpha = config.auxKCoefficient();
         if (alpha == 0 || deadCount == 0) {
             return 0;
@@ -170,29 +170,34 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
         int kAux = config.effectiveKAux();
         double scale = Math.min(1.0, deadCount / (double) kAux);
         topKEntries(auxEntries, batch, dSae, kAux, deadIndices, false);
-        int length = batch * dOut;
-        if (auxResidual == null || auxResidual.length < length) {
-            auxResidual = new float[length];
-        }
-        float[] recon = auxResidual;
+        float[][] recon = auxResidual = SparseRows.zeroed(auxResidual, batch, dOut);
         float minusScale = (float) -residualScale;
-        for (int i = 0; i < length; i++) {
-            recon[i] = minusScale * err[i]; // -e: the aux reconstruction minus the residual
+        for (int r = 0; r < batch; r++) {
+            float[] o = recon[r];
+            float[] e = err[r];
+            for (int j = 0; j < dOut; j++) {
+                o[j] = minusScale * e[j]; // -e: the aux reconstruction minus the residual
+            }
         }
-        auxEntries.decode(wDecHost, dOut, recon);
+        // Aux entries carry z (possibly <= 0) as their value: every selected entry gets a gradient.
+        auxEntries.decode(wDecHost, recon);
         double weight = alpha * scale / batch;
         double sum = 0;
-        for (int i = 0; i < length; i++) {
-            sum += (double) recon[i] * recon[i];
+        for (float[] o : recon) {
+            for (float v : o) {
+                sum += (double) v * v;
+            }
         }
         double loss = weight * sum;
         if (backward) {
             float twice = (float) (2 * weight);
-            for (int i = 0; i < length; i++) {
-                recon[i] *= twice;
+            for (float[] o : recon) {
+                for (int j = 0; j < dOut; j++) {
+                    o[j] *= twice;
+                }
             }
-            auxEntries.transposeTimes(auxEntries.f, recon, dOut, gDecHost);
-            auxEntries.dots(recon, wDecHost, dOut, auxEntries.grad, false);
+            auxEntries.transposeTimes(auxEntries.f, recon, gDecHost);
+            auxEntries.dotsAll(recon, wDecHost, auxEntries.grad);
             auxEntriesUsed = true;
         }
         return loss;

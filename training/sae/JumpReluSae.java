@@ -257,7 +257,7 @@ public final class JumpReluSae extends SparseAutoencoder {
         double[] norms = tanh ? new double[dSae] : null;
         for (int e = 0; e < active.size(); e++) {
             int i = active.col[e];
-            double g = active.grad[e];
+            double g = active.grad[e]; // dLoss/df at an active entry; at an inactive one it is in inactiveDf
             float a = active.f[e];
             if (tanh) {
                 double n = hostNorms[i];
@@ -278,6 +278,10 @@ public final class JumpReluSae extends SparseAutoencoder {
             }
             active.grad[e] = a != 0 ? (float) g : 0f;
         }
+        // Inactive entries are all inside the window (an inactive dead-latent exception has z = theta).
+        for (int i = 0; i < dSae; i++) {
+            thetaGrad[i] -= inactiveDf[i] * hostTheta[i] / bandwidth;
+        }
         for (int i = 0; i < dSae; i++) {
             thetaGrad[i] *= hostTheta[i]; // d/dlog_theta = theta d/dtheta
         }
@@ -293,7 +297,7 @@ public final class JumpReluSae extends SparseAutoencoder {
      * with the rows where z >= theta (entries of {@link #active}) given +(c/B) n_i back.
      */
     @Override
-    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[] err, float[] wDecHost, float[] gDecHost) {
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[][] err, float[][] wDecHost, float[][] gDecHost) {
         if (!preActivationLossOn()) {
             return 0;
         }

@@ -103,12 +103,14 @@ public abstract class SparseAutoencoder {
      * loss on dead latents, applied as a rank-one update of the encoder gradient), or null.
      */
     protected double[] rankOneColumns;
-    private float[] hostWDec;
-    private float[] hostErr;
-    private float[] hostX;
-    private float[] hostOut;
-    private float[] hostGDec;
-    private float[] hostGEncT;
+    /** Sparse path: per latent, dLoss/df summed over its inactive entries (JumpReLU's threshold window). */
+    protected double[] inactiveDf;
+    private float[][] hostWDec;
+    private float[][] hostErr;
+    private float[][] hostX;
+    private float[][] hostOut;
+    private float[][] hostGDec;
+    private float[][] hostGEncT;
     private float[] hostGEnc;
 
     protected SparseAutoencoder(SaeConfig config, DataType dtype, int extraParameters) {
@@ -445,15 +447,14 @@ public abstract class SparseAutoencoder {
      * no entry are exactly 0, as on the dense path, and the optimizer still updates every row.
      */
     private LossParts sparseForwardBackward(INDArray x, INDArray y) {
-        int outLength = batch * dOut;
-        hostWDec = SparseRows.read(wDec, hostWDec);
-        hostOut = ensure(hostOut, outLength);
+        hostWDec = SparseRows.readRows(wDec, hostWDec);
+        hostOut = SparseRows.zeroed(hostOut, batch, dOut);
         float[] bias = SparseRows.read(bDec, null);
         for (int b = 0; b < batch; b++) {
-            System.arraycopy(bias, 0, hostOut, b * dOut, dOut);
+            System.arraycopy(bias, 0, hostOut[b], 0, dOut);
         }
-        active.decode(hostWDec, dOut, hostOut);
-        SparseRows.write(hostOut, xHat);
+        active.decode(hostWDec, hostOut);
+        SparseRows.writeRows(hostOut, xHat);
         if (wSkip != null) {
             Nd4j.gemm(x, wSkip, xHat, false, false, 1.0, 1.0);
         }
@@ -467,48 +468,49 @@ public abstract class SparseAutoencoder {
         if (wSkip != null) {
             Nd4j.gemm(input, err, gWSkip, true, false, 1.0, 0.0);
         }
-        hostErr = SparseRows.read(err, hostErr);
-        active.dots(hostErr, hostWDec, dOut, active.grad, false); // dLoss/df at every entry
-        hostGDec = ensure(hostGDec, dSae * dOut);
-        java.util.Arrays.fill(hostGDec, 0, dSae * dOut, 0f);
-        active.transposeTimes(active.f, hostErr, dOut, hostGDec);
+        hostErr = SparseRows.readRows(err, hostErr);
+        // dLoss/df at the active entries; summed per latent over the inactive ones (a threshold window).
+        active.dots(hostErr, hostWDec, active.grad, false);
+        inactiveDf = new double[dSae];
+        active.inactiveDots(hostErr, hostWDec, inactiveDf);
+        hostGDec = SparseRows.zeroed(hostGDec, dSae, dOut);
+        active.transposeTimes(active.f, hostErr, hostGDec);
         normGrad.assign(0);
         sparseSparsityBackward();
         auxEntriesUsed = false;
         rankOneColumns = null;
         double auxiliary = sparseAuxiliaryLoss(true, -batch / 2.0, hostErr, hostWDec, hostGDec);
-        SparseRows.write(hostGDec, gWDec);
+        SparseRows.writeRows(hostGDec, gWDec);
 
         // Encoder: gW_enc = x_c^T dz over the entries, computed latent-major then transposed.
-        hostX = SparseRows.read(xCentered, hostX);
-        hostGEncT = ensure(hostGEncT, dSae * dIn);
-        java.util.Arrays.fill(hostGEncT, 0, dSae * dIn, 0f);
-        active.transposeTimes(active.grad, hostX, dIn, hostGEncT);
+        hostX = SparseRows.readRows(xCentered, hostX);
+        hostGEncT = SparseRows.zeroed(hostGEncT, dSae, dIn);
+        active.transposeTimes(active.grad, hostX, hostGEncT);
         double[] gb = new double[dSae];
         active.columnSums(active.grad, gb);
         if (auxEntriesUsed) {
-            auxEntries.transposeTimes(auxEntries.grad, hostX, dIn, hostGEncT);
+            auxEntries.transposeTimes(auxEntries.grad, hostX, hostGEncT);
             auxEntries.columnSums(auxEntries.grad, gb);
         }
         if (rankOneColumns != null) {
             double[] xSum = new double[dIn];
             for (int b = 0; b < batch; b++) {
                 for (int j = 0; j < dIn; j++) {
-                    xSum[j] += hostX[b * dIn + j];
+                    xSum[j] += hostX[b][j];
                 }
             }
             for (int i = 0; i < dSae; i++) {
                 double c = rankOneColumns[i];
                 if (c != 0) {
                     for (int j = 0; j < dIn; j++) {
-                        hostGEncT[i * dIn + j] += (float) (c * xSum[j]);
+                        hostGEncT[i][j] += (float) (c * xSum[j]);
                     }
                     gb[i] += c * batch;
                 }
             }
         }
         hostGEnc = ensure(hostGEnc, dSae * dIn);
-        SparseRows.transpose(hostGEncT, dSae, dIn, hostGEnc);
+        SparseRows.transpose(hostGEncT, hostGEnc);
         SparseRows.write(hostGEnc, gWEnc);
         gBEnc.assign(Nd4j.createFromArray(gb).castTo(dtype));
         finishBackward();
@@ -572,8 +574,8 @@ public abstract class SparseAutoencoder {
 
     /**
      * Sparse counterpart of {@link #sparsityBackward} plus the activation's mask: on entry
-     * {@code active.grad} holds dLoss/df of the reconstruction at every entry; on exit dLoss/dz
-     * (0 at inactive entries). This default is the mask alone (architectures without a penalty).
+     * {@code active.grad} holds dLoss/df of the reconstruction at every active entry (0 at the
+     * others, whose sum per latent is {@link #inactiveDf}); on exit dLoss/dz (0 at inactive entries). This default is the mask alone (architectures without a penalty).
      */
     protected void sparseSparsityBackward() {
         for (int e = 0; e < active.size(); e++) {
@@ -585,11 +587,11 @@ public abstract class SparseAutoencoder {
 
     /**
      * Sparse counterpart of {@link #auxiliaryLoss}: {@code err} is the host copy of dLoss/dy_hat
-     * [batch, d_out] (the residual x - x_hat is {@code residualScale * err}), {@code wDecHost} of
+     * [batch][d_out] (the residual x - x_hat is {@code residualScale * err}), {@code wDecHost} of
      * W_dec; adds W_dec gradients to {@code gDecHost}, dLoss/dz to {@code active.grad}, to
      * {@link #auxEntries} (setting {@link #auxEntriesUsed}) or to {@link #rankOneColumns}.
      */
-    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[] err, float[] wDecHost, float[] gDecHost) {
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[][] err, float[][] wDecHost, float[][] gDecHost) {
         return 0;
     }
 
