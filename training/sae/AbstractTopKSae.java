@@ -20,13 +20,15 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
     private final ThreadLocal<double[][]> rowScratch;
     private final ThreadLocal<int[]> chosenScratch;
     private final ThreadLocal<float[][]> floatScratch;
+    private final ThreadLocal<int[]> indexScratch;
     private float[][] auxResidual;
 
     protected AbstractTopKSae(SaeConfig config, DataType dtype) {
         super(config, dtype, 0);
         rowScratch = ThreadLocal.withInitial(() -> new double[][] {new double[dSae], new double[dSae]});
         chosenScratch = ThreadLocal.withInitial(() -> new int[dSae]);
-        floatScratch = ThreadLocal.withInitial(() -> new float[][] {new float[dSae], new float[dSae]});
+        floatScratch = ThreadLocal.withInitial(() -> new float[][] {new float[dSae], new float[dSae], new float[dSae]});
+        indexScratch = ThreadLocal.withInitial(() -> new int[dSae]);
     }
 
     @Override
@@ -103,11 +105,18 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
         return taken;
     }
 
-    /** {@link #selectRow} on fp32 values (bulk row read, fp32 quickselect: the same comparisons, a third of the time). */
+    /**
+     * {@link #selectRow} on fp32 values (bulk row read, fp32 quickselect). A whole row with a small
+     * k is first cut to the entries at or above the k-th largest of its block maxima: k blocks have
+     * a maximum at least that large, so the row's k-th largest value and every entry tied with it
+     * are among them, in column order; the selection is the same, over a few k values instead of
+     * the whole row.
+     */
     private int selectFloatRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
         float[][] scratch = floatScratch.get();
         float[] values = scratch[0];
         float[] select = scratch[1];
+        int[] index = indexScratch.get();
         int candidates = columns == null ? cols : columns.length;
         int base = r * cols;
         if (columns == null) {
@@ -117,17 +126,46 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
                 values[i] = (float) src.get(base + columns[i]);
             }
         }
-        System.arraycopy(values, 0, select, 0, candidates);
-        float kth = Selection.kthLargest(select, candidates, keep);
-        int taken = 0;
-        for (int i = 0; i < candidates; i++) {
-            if (values[i] > kth) {
-                chosen[taken++] = columns == null ? i : columns[i];
+        int m = candidates;
+        float[] kept = values;
+        int blockSize = candidates / (4 * keep);
+        if (blockSize >= 8) {
+            int blocks = 0;
+            for (int start = 0; start < candidates; start += blockSize) {
+                int end = Math.min(candidates, start + blockSize);
+                float max = Float.NEGATIVE_INFINITY;
+                for (int i = start; i < end; i++) {
+                    max = Math.max(max, values[i]);
+                }
+                select[blocks++] = max;
+            }
+            float bound = Selection.kthLargest(select, blocks, keep);
+            m = 0;
+            for (int i = 0; i < candidates; i++) {
+                if (values[i] >= bound) {
+                    index[m++] = i;
+                }
+            }
+            kept = scratch[2];
+            for (int i = 0; i < m; i++) {
+                kept[i] = values[index[i]];
+            }
+        } else {
+            for (int i = 0; i < m; i++) {
+                index[i] = i;
             }
         }
-        for (int i = 0; i < candidates && taken < keep; i++) {
-            if (values[i] == kth) {
-                chosen[taken++] = columns == null ? i : columns[i];
+        System.arraycopy(kept, 0, select, 0, m);
+        float kth = Selection.kthLargest(select, m, keep);
+        int taken = 0;
+        for (int i = 0; i < m; i++) {
+            if (kept[i] > kth) {
+                chosen[taken++] = columns == null ? index[i] : columns[index[i]];
+            }
+        }
+        for (int i = 0; i < m && taken < keep; i++) {
+            if (kept[i] == kth) {
+                chosen[taken++] = columns == null ? index[i] : columns[index[i]];
             }
         }
         return taken;

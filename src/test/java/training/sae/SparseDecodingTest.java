@@ -188,6 +188,32 @@ class SparseDecodingTest {
                 .bandwidth(1.0).build(), new boolean[D_SAE], 3.5);
     }
 
+    /**
+     * TopK's row selection (which cuts each row to the entries at or above the k-th largest block
+     * maximum before selecting) against the plain quickselect of {@link TopKSelection}, on integer
+     * pre-activations with many ties: the same entries, ties to the lower column.
+     */
+    @Test
+    void topKSelectionMatchesPlainSelectionWithTies() {
+        Random random = new Random(9);
+        SparseAutoencoder sae = SparseAutoencoder.create(base(SaeConfig.Architecture.TOPK).k(5).build(), DataType.FLOAT);
+        INDArray p = sae.parameters();
+        float[] v = new float[(int) p.length()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = random.nextInt(3) - 1;
+        }
+        p.assign(Nd4j.createFromArray(v).reshape(p.shape()));
+        sae.bEnc().assign(0);
+        sae.bDec().assign(0);
+        float[] xs = new float[BATCH * D_IN];
+        for (int i = 0; i < xs.length; i++) {
+            xs[i] = random.nextInt(3) - 1;
+        }
+        INDArray x = Nd4j.createFromArray(xs).reshape(BATCH, D_IN);
+        INDArray expected = TopKSelection.keepTopK(x.mmul(sae.wEnc()), 5);
+        assertEquals(expected, sae.encode(x));
+    }
+
     /** AUTO: sparse at a small L0, dense once the active entries would cost more than the dense products. */
     @Test
     void decisionFollowsTheMeasuredL0() {
