@@ -214,6 +214,27 @@ class SparseDecodingTest {
         assertEquals(expected, sae.encode(x));
     }
 
+    /** BatchTopK's batch threshold (found through block maxima) is the k * batch-th largest positive pre-activation. */
+    @Test
+    void batchTopKThresholdIsTheKthLargestPositive() {
+        Random random = new Random(13);
+        BatchTopKSae sae = (BatchTopKSae) SparseAutoencoder.create(base(SaeConfig.Architecture.BATCHTOPK).k(6).build(), DataType.FLOAT);
+        randomParameters(sae, random);
+        INDArray x = batch(random, D_IN);
+        float[] z = x.subRowVector(sae.bDec()).mmul(sae.wEnc()).addiRowVector(sae.bEnc()).reshape(BATCH * D_SAE).toFloatVector();
+        float[] positive = new float[z.length];
+        int n = 0;
+        for (float v : z) {
+            if (v > 0) {
+                positive[n++] = v;
+            }
+        }
+        float[] sorted = java.util.Arrays.copyOf(positive, n);
+        java.util.Arrays.sort(sorted);
+        sae.forwardBackward(x);
+        assertEquals(sorted[n - 6 * BATCH], sae.runningThreshold(), 0.0);
+    }
+
     /** AUTO: sparse at a small L0, dense once the active entries would cost more than the dense products. */
     @Test
     void decisionFollowsTheMeasuredL0() {
