@@ -112,10 +112,11 @@ class SparseDecodingTest {
         float[] pd = dense.sae().parameters().dup().reshape(gd.length).toFloatVector();
         float[] ps = sparse.sae().parameters().dup().reshape(gd.length).toFloatVector();
         double lr = config.learningRate();
+        double noiseFloor = 1e-5 * maxAbs(gd);
         for (int i = 0; i < pd.length; i++) {
             // Adam's first step moves each parameter by about lr * sign(g): a gradient that is 0 up to
             // summation noise may take either sign, anything larger must give the same parameter.
-            boolean noise = Math.abs(gd[i]) <= 1e-5 * Math.abs(maxAbs(gd)) ;
+            boolean noise = Math.abs(gd[i]) <= noiseFloor;
             assertEquals(pd[i], ps[i], noise ? 2.01 * lr * Math.max(1, config.effectiveThresholdLearningRate() / lr) : 1e-5,
                     name + " parameter " + i + " after the step");
         }
