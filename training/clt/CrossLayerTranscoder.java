@@ -514,6 +514,11 @@ public final class CrossLayerTranscoder {
             return true;
         }
         double pairs = layers * (layers + 1) / 2.0;
+        // Host copies on the Java heap: every decoder, one decoder and one encoder gradient, the batch rows.
+        long hostBytes = 4L * features * d * ((long) pairs + 3) + 4L * batch * d * (layers + 2);
+        if (hostDecoders == null && !SparseRows.fitsHeap(hostBytes)) {
+            return false;
+        }
         double dense = 2.0 * batch * features * d * (3 * pairs + layers);
         double sparse = 0;
         for (int l = 0; l < layers; l++) {

@@ -553,6 +553,12 @@ public abstract class SparseAutoencoder {
         if (sparseForced()) {
             return true;
         }
+        // The host copies (W_dec, both weight gradients, the transposed encoder gradient, batch rows) live on the
+        // Java heap, unlike the dense path's arrays: at d_sae 65536 x d 2304 they are 2.4 GB.
+        long hostBytes = 4L * dSae * (2L * dOut + 2L * dIn) + 4L * batch * (2L * dOut + dIn);
+        if (hostWDec == null && !SparseRows.fitsHeap(hostBytes)) {
+            return false;
+        }
         double d = Math.max(dIn, dOut);
         double dense = 8.0 * batch * dSae * d;
         double sparse = SPARSE_FLOP_COST * 2 * d * (3.0 * activeEntries + entries) + 4.0 * dSae * d;

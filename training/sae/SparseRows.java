@@ -436,6 +436,13 @@ public final class SparseRows {
 
     // ---- host copies of ND4J arrays ----
 
+    /** Whether {@code bytes} more fit in half of the Java heap still free (the sparse path's host copies). */
+    public static boolean fitsHeap(long bytes) {
+        Runtime runtime = Runtime.getRuntime();
+        long free = runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory());
+        return bytes < free / 2;
+    }
+
     /** A float view of a whole or contiguous (c-order) fp32 array's memory, no copy; null if not contiguous. */
     static FloatBuffer floats(INDArray a) {
         if (a.dataType() != DataType.FLOAT || a.length() > Integer.MAX_VALUE || a.ordering() != 'c'
