@@ -448,12 +448,16 @@ public final class CrossLayerTranscoder {
     /** Forward and backward pass: fills {@link #gradients()} and {@link #lastFireCounts()}. */
     public LossParts forwardBackward(INDArray[] x, INDArray[] y) {
         checkInputs(x, y);
-        lastSparse = decoding != SparseAutoencoder.Decoding.DENSE && dtype == DataType.FLOAT && encodeSparse(x);
+        // The last pass dense at an L0 that says dense again: skip collecting the entries.
+        boolean skip = !lastSparse && lastDenseL0 != null && x[0].size(0) == batch && denseAgain();
+        boolean scanned = !skip && decoding != SparseAutoencoder.Decoding.DENSE && dtype == DataType.FLOAT;
+        lastSparse = scanned && encodeSparse(x);
         if (lastSparse) {
             return sparseForwardBackward(x, y);
         }
-        forward(x, y, decoding != SparseAutoencoder.Decoding.DENSE && dtype == DataType.FLOAT);
+        forward(x, y, scanned);
         LossParts mseParts = lossParts(false);
+        lastDenseL0 = mseParts.l0ByLayer();
         double sparsity = 0;
         double preActivation = 0;
 
@@ -496,6 +500,20 @@ public final class CrossLayerTranscoder {
     /** Whether the last {@link #forwardBackward} took the sparse path. */
     public boolean lastPassSparse() {
         return lastSparse;
+    }
+
+    /** Per-layer L0 of the last dense training pass, or null before one. */
+    private double[] lastDenseL0;
+
+    private boolean denseAgain() {
+        if (decoding != SparseAutoencoder.Decoding.AUTO) {
+            return false;
+        }
+        long[] active = new long[layers];
+        for (int l = 0; l < layers; l++) {
+            active[l] = (long) (lastDenseL0[l] * batch);
+        }
+        return !sparsePays(active, active);
     }
 
     /**

@@ -166,6 +166,9 @@ public final class JumpReluSae extends SparseAutoencoder {
      */
     @Override
     protected boolean activateSparse(boolean training) {
+        if (denseAgain()) {
+            return false;
+        }
         threshold.assign(logThreshold);
         Transforms.exp(threshold, false);
         hostTheta = SparseRows.read(threshold, hostTheta);

@@ -93,6 +93,8 @@ public abstract class SparseAutoencoder {
 
     private Decoding decoding = Decoding.AUTO;
     private boolean lastSparse;
+    /** L0 of the last dense training pass (negative before one): see {@link #denseAgain}. */
+    private double lastDenseL0 = -1;
     /** Sparse path: the batch's active latents (and entries the backward pass needs), by row. */
     protected final SparseRows active = new SparseRows();
     /** Sparse path: entries of an auxiliary term's own dLoss/dz (AuxK's dead latents); used if {@link #auxEntriesUsed}. */
@@ -399,6 +401,7 @@ public abstract class SparseAutoencoder {
         double mse = squaredSum(err) / batch;
         double sparsity = sparsityLoss();
         double l0 = fireCounts.sumNumber().doubleValue() / batch;
+        lastDenseL0 = l0;
 
         // err becomes dLoss/dy_hat = 2 (y_hat - y) / B.
         err.muli(2.0 / batch);
@@ -563,6 +566,15 @@ public abstract class SparseAutoencoder {
         double dense = 8.0 * batch * dSae * d;
         double sparse = SPARSE_FLOP_COST * 2 * d * (3.0 * activeEntries + entries) + 4.0 * dSae * d;
         return sparse < dense;
+    }
+
+    /**
+     * Whether the last pass was dense and its L0 says dense again: lets an architecture whose entry
+     * count is known only after a scan (JumpReLU) skip collecting millions of entries at a large L0.
+     */
+    protected final boolean denseAgain() {
+        long active = (long) (lastDenseL0 * batch);
+        return !sparseForced() && !lastSparse && lastDenseL0 >= 0 && !sparsePays(active, active);
     }
 
     /**

@@ -158,6 +158,14 @@ class CltSparseDecodingTest {
         double denseL0 = clt.forwardBackward(x, y).l0();
         assertFalse(clt.lastPassSparse(), "L0 " + denseL0 + " of " + L * F);
         assertTrue(denseL0 > 0.3 * L * F, "L0 " + denseL0);
+        // Back to a small L0: one more dense pass (it goes by the last dense L0), then sparse again.
+        for (int l = 0; l < L; l++) {
+            clt.logThreshold(l).assign(Math.log(3.0));
+        }
+        double smallL0 = clt.forwardBackward(x, y).l0();
+        assertFalse(clt.lastPassSparse(), "the pass after a dense one at L0 " + denseL0);
+        clt.forwardBackward(x, y);
+        assertTrue(clt.lastPassSparse(), "back at L0 " + smallL0);
     }
 
     private static void assertClose(double expected, double actual, String what) {

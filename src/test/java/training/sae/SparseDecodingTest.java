@@ -259,5 +259,11 @@ class SparseDecodingTest {
         double denseL0 = jump.forwardBackward(x).l0();
         assertFalse(jump.lastPassSparse(), "JumpReLU at L0 " + denseL0);
         assertTrue(denseL0 > 64, "L0 " + denseL0);
+        // Back to a small L0: the first pass goes by the last dense pass's L0, the next one is sparse again.
+        jump.logThreshold().assign(Math.log(4.0));
+        assertEquals(sparseL0, jump.forwardBackward(x).l0(), 1e-9);
+        assertFalse(jump.lastPassSparse(), "the pass after a dense one at a large L0");
+        jump.forwardBackward(x);
+        assertTrue(jump.lastPassSparse(), "JumpReLU back at L0 " + sparseL0);
     }
 }
