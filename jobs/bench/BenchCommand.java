@@ -84,6 +84,15 @@ public final class BenchCommand implements Callable<Integer> {
             if (wanted("sae_step_ratio")) {
                 add(figures, sae.get().figure());
             }
+            if (wanted("sae_step_sparse_ratio") || (wanted("sae_step_sparse_vs_torch") && torch != null)) {
+                SaeStepBenchmark.Result sparse = SaeStepBenchmark.runSparse(saeShape[0], saeShape[1], saeShape[2], saeShape[3]);
+                add(figures, sparse.figure());
+                if (wanted("sae_step_sparse_vs_torch") && torch != null) {
+                    add(figures, torch.compare("sae_step_sparse_vs_torch", "sae-topk", sparse.trainerRowsPerSecond(), 3.0,
+                            "--d-in", str(saeShape[0]), "--d-sae", str(saeShape[1]), "--batch", str(saeShape[2]),
+                            "--steps", str(saeShape[3]), "--k", str(Math.max(1, saeShape[1] / 256))));
+                }
+            }
             if (wanted("sae_step_vs_torch") && torch != null) {
                 add(figures, torch.compare("sae_step_vs_torch", "sae", sae.get().trainerRowsPerSecond(), 3.0, "--d-in", str(saeShape[0]),
                         "--d-sae", str(saeShape[1]), "--batch", str(saeShape[2]), "--steps", str(saeShape[3])));
@@ -94,6 +103,15 @@ public final class BenchCommand implements Callable<Integer> {
                 add(figures, clt);
                 if (wanted("clt_step_vs_torch") && torch != null) {
                     add(figures, torch.compare("clt_step_vs_torch", "clt", (Double) clt.details().get("tokens_per_second"), null,
+                            "--layers", str(cltShape[0]), "--d", str(cltShape[1]), "--features", str(cltShape[2]),
+                            "--batch", str(cltShape[3]), "--steps", str(cltShape[4])));
+                }
+            }
+            if (wanted("clt_step_sparse_ratio") || (wanted("clt_step_sparse_vs_torch") && torch != null)) {
+                Figure clt = CltStepBenchmark.runSparse(cltShape[0], cltShape[1], cltShape[2], cltShape[3], cltShape[4]);
+                add(figures, clt);
+                if (wanted("clt_step_sparse_vs_torch") && torch != null) {
+                    add(figures, torch.compare("clt_step_sparse_vs_torch", "clt", (Double) clt.details().get("tokens_per_second"), null,
                             "--layers", str(cltShape[0]), "--d", str(cltShape[1]), "--features", str(cltShape[2]),
                             "--batch", str(cltShape[3]), "--steps", str(cltShape[4])));
                 }
@@ -140,8 +158,9 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     /** Every figure's name, in the order the bench runs them. */
-    static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "clt_step_ratio",
-            "clt_step_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
+    static final List<String> FIGURES = List.of("gemm_gflops", "sae_step_ratio", "sae_step_vs_torch", "sae_step_sparse_ratio",
+            "sae_step_sparse_vs_torch", "clt_step_ratio",
+            "clt_step_vs_torch", "clt_step_sparse_ratio", "clt_step_sparse_vs_torch", "reader_ratio", "forward_ratio", "forward_vs_torch", "generation_kv_cache", "forward_ratio_pythia",
             "forward_ratio_gemma2", "cache_write_share", "spark_scaling", "global_shuffle_cost",
             "pipeline_overhead");
 

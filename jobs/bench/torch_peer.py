@@ -4,11 +4,13 @@
 The same three workloads as Spindle's own figures, at the shapes and with the FLOP accounting the
 bench passes in, written plainly as a SAELens user would run them on a CPU: a GPT-2 block stack
 without the unembedding (caching forward), a JumpReLU SAE step with Adam (straight-through
-threshold gradients as in SAELens 6), and a JumpReLU cross-layer transcoder step. Prints one JSON
+threshold gradients as in SAELens 6), a TopK SAE step (dense decoding of the scattered top-k, as
+SAELens trains it), and a JumpReLU cross-layer transcoder step. Prints one JSON
 object on standard output. Needs python3 with torch (Debian: apt-get install python3-torch).
 
     python3 torch_peer.py forward --layers 12 --d 768 --heads 12 --context 128 --batch 32 --seconds 15 --threads 2
     python3 torch_peer.py sae --d-in 768 --d-sae 16384 --batch 4096 --steps 5 --threads 2
+    python3 torch_peer.py sae-topk --d-in 768 --d-sae 16384 --batch 4096 --steps 5 --k 64 --threads 2
     python3 torch_peer.py clt --layers 4 --d 256 --features 4096 --batch 4096 --steps 6 --threads 2
 """
 import argparse
@@ -147,6 +149,35 @@ def sae(args):
     return {"step_seconds": seconds, "tokens_per_second": batch / seconds, "gflops": flops / seconds / 1e9}
 
 
+def sae_topk(args):
+    """A TopK SAE step as SAELens trains one: top-k of the pre-activations scattered into a dense
+    [batch, d_sae] activation, a dense decoder product, MSE, Adam (AuxK is off: no dead latents yet)."""
+    torch.manual_seed(1)
+    d_in, d_sae, batch, k = args.d_in, args.d_sae, args.batch, args.k
+    w_enc = nn.Parameter(torch.randn(d_in, d_sae) * 0.03)
+    b_enc = nn.Parameter(torch.zeros(d_sae))
+    w_dec = nn.Parameter(torch.randn(d_sae, d_in) * 0.03)
+    b_dec = nn.Parameter(torch.zeros(d_in))
+    params = [w_enc, b_enc, w_dec, b_dec]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    x = torch.randn(batch, d_in)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        hidden_pre = (x - b_dec) @ w_enc + b_enc
+        top = hidden_pre.topk(k, dim=-1, sorted=False)
+        f = torch.zeros_like(hidden_pre).scatter(-1, top.indices, F.relu(top.values))
+        x_hat = f @ w_dec + b_dec
+        mse = (x_hat - x).pow(2).sum(-1).mean()
+        mse.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+
+    seconds = timed_steps(step, args.steps)
+    flops = 10.0 * d_in * d_sae * batch
+    return {"step_seconds": seconds, "tokens_per_second": batch / seconds, "gflops": flops / seconds / 1e9}
+
+
 def clt(args):
     torch.manual_seed(3)
     layers, d, n, batch = args.layers, args.d, args.features, args.batch
@@ -194,7 +225,7 @@ def loaded_blas():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=["forward", "sae", "clt"])
+    parser.add_argument("workload", choices=["forward", "sae", "sae-topk", "clt"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--d", type=int, default=768)
@@ -206,9 +237,10 @@ def main():
     parser.add_argument("--d-sae", type=int, default=16384)
     parser.add_argument("--features", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--k", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = {"forward": forward, "sae": sae, "clt": clt}[args.workload](args)
+    result = {"forward": forward, "sae": sae, "sae-topk": sae_topk, "clt": clt}[args.workload](args)
     result.update({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": loaded_blas()})
     print(json.dumps(result))
 

@@ -18,10 +18,17 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
     protected HostArray zHost;
     protected HostArray maskHost;
     private final ThreadLocal<double[][]> rowScratch;
+    private final ThreadLocal<int[]> chosenScratch;
+    private final ThreadLocal<float[][]> floatScratch;
+    private final ThreadLocal<int[]> indexScratch;
+    private float[][] auxResidual;
 
     protected AbstractTopKSae(SaeConfig config, DataType dtype) {
         super(config, dtype, 0);
         rowScratch = ThreadLocal.withInitial(() -> new double[][] {new double[dSae], new double[dSae]});
+        chosenScratch = ThreadLocal.withInitial(() -> new int[dSae]);
+        floatScratch = ThreadLocal.withInitial(() -> new float[][] {new float[dSae], new float[dSae], new float[dSae]});
+        indexScratch = ThreadLocal.withInitial(() -> new int[dSae]);
     }
 
     @Override
@@ -54,33 +61,184 @@ public abstract class AbstractTopKSae extends SparseAutoencoder {
         }
         int keep = Math.min(k, candidates);
         IntStream.range(0, rows).parallel().forEach(r -> {
-            double[][] scratch = rowScratch.get();
-            double[] values = scratch[0];
-            double[] select = scratch[1];
-            int base = r * cols;
-            if (columns == null) {
-                src.read(base, values, cols);
-            } else {
-                for (int i = 0; i < candidates; i++) {
-                    values[i] = src.get(base + columns[i]);
-                }
+            int[] chosen = chosenScratch.get();
+            int taken = selectRow(src, r, cols, keep, columns, chosen);
+            for (int i = 0; i < taken; i++) {
+                dst.set(r * cols + chosen[i], 1.0);
             }
-            System.arraycopy(values, 0, select, 0, candidates);
-            double kth = Selection.kthLargest(select, candidates, keep);
-            int taken = 0;
+        });
+    }
+
+    /**
+     * The columns of the {@code keep} largest entries of row {@code r} of {@code src} among
+     * {@code columns} (all if null) into {@code chosen}; ties broken by lower column index. Returns keep.
+     */
+    private int selectRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
+        if (src.isFloat()) {
+            return selectFloatRow(src, r, cols, keep, columns, chosen);
+        }
+        double[][] scratch = rowScratch.get();
+        double[] values = scratch[0];
+        double[] select = scratch[1];
+        int candidates = columns == null ? cols : columns.length;
+        int base = r * cols;
+        if (columns == null) {
+            src.read(base, values, cols);
+        } else {
             for (int i = 0; i < candidates; i++) {
-                if (values[i] > kth) {
-                    dst.set(base + (columns == null ? i : columns[i]), 1.0);
-                    taken++;
+                values[i] = src.get(base + columns[i]);
+            }
+        }
+        System.arraycopy(values, 0, select, 0, candidates);
+        double kth = Selection.kthLargest(select, candidates, keep);
+        int taken = 0;
+        for (int i = 0; i < candidates; i++) {
+            if (values[i] > kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        for (int i = 0; i < candidates && taken < keep; i++) {
+            if (values[i] == kth) {
+                chosen[taken++] = columns == null ? i : columns[i];
+            }
+        }
+        return taken;
+    }
+
+    /**
+     * {@link #selectRow} on fp32 values (bulk row read, fp32 quickselect). A whole row with a small
+     * k is first cut to the entries at or above the k-th largest of its block maxima: k blocks have
+     * a maximum at least that large, so the row's k-th largest value and every entry tied with it
+     * are among them, in column order; the selection is the same, over a few k values instead of
+     * the whole row.
+     */
+    private int selectFloatRow(HostArray src, int r, int cols, int keep, int[] columns, int[] chosen) {
+        float[][] scratch = floatScratch.get();
+        float[] values = scratch[0];
+        float[] select = scratch[1];
+        int[] index = indexScratch.get();
+        int candidates = columns == null ? cols : columns.length;
+        int base = r * cols;
+        if (columns == null) {
+            src.readFloats(base, values, cols);
+        } else {
+            for (int i = 0; i < candidates; i++) {
+                values[i] = (float) src.get(base + columns[i]);
+            }
+        }
+        int m = candidates;
+        float[] kept = values;
+        int blockSize = candidates / (4 * keep);
+        if (blockSize >= 8) {
+            int blocks = 0;
+            for (int start = 0; start < candidates; start += blockSize) {
+                int end = Math.min(candidates, start + blockSize);
+                float max = Float.NEGATIVE_INFINITY;
+                for (int i = start; i < end; i++) {
+                    max = Math.max(max, values[i]);
+                }
+                select[blocks++] = max;
+            }
+            float bound = Selection.kthLargest(select, blocks, keep);
+            m = 0;
+            for (int i = 0; i < candidates; i++) {
+                if (values[i] >= bound) {
+                    index[m++] = i;
                 }
             }
-            for (int i = 0; i < candidates && taken < keep; i++) {
-                if (values[i] == kth) {
-                    dst.set(base + (columns == null ? i : columns[i]), 1.0);
-                    taken++;
+            kept = scratch[2];
+            for (int i = 0; i < m; i++) {
+                kept[i] = values[index[i]];
+            }
+        } else {
+            for (int i = 0; i < m; i++) {
+                index[i] = i;
+            }
+        }
+        System.arraycopy(kept, 0, select, 0, m);
+        float kth = Selection.kthLargest(select, m, keep);
+        int taken = 0;
+        for (int i = 0; i < m; i++) {
+            if (kept[i] > kth) {
+                chosen[taken++] = columns == null ? index[i] : columns[index[i]];
+            }
+        }
+        for (int i = 0; i < m && taken < keep; i++) {
+            if (kept[i] == kth) {
+                chosen[taken++] = columns == null ? index[i] : columns[index[i]];
+            }
+        }
+        return taken;
+    }
+
+    /**
+     * Sparse form of {@link #topKPerRow}: {@code out} gets, per row, the selected columns with
+     * their pre-activations (as f and z); with {@code positiveOnly}, only those above 0 (TopK's ReLU).
+     */
+    protected final void topKEntries(SparseRows out, int rows, int cols, int k, int[] columns, boolean positiveOnly) {
+        int candidates = columns == null ? cols : columns.length;
+        int keep = Math.max(0, Math.min(k, candidates));
+        out.fill(rows, cols, (r, sink) -> {
+            if (keep == 0) {
+                return;
+            }
+            int[] chosen = chosenScratch.get();
+            int taken = selectRow(zHost, r, cols, keep, columns, chosen);
+            for (int i = 0; i < taken; i++) {
+                float v = (float) zHost.get(r * cols + chosen[i]);
+                if (!positiveOnly || v > 0) {
+                    sink.add(chosen[i], v, v);
                 }
             }
         });
+    }
+
+    /** fireCounts := per-latent counts of the active entries. */
+    protected final void countActive() {
+        fireCounts.assign(Nd4j.createFromArray(active.activeColumnCounts()).castTo(dtype));
+    }
+
+    /** AuxK on the sparse path: the same loss and gradients as {@link #auxiliaryLoss}, over the k_aux entries per row. */
+    @Override
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[][] err, float[][] wDecHost, float[][] gDecHost) {
+        double alpha = config.auxKCoefficient();
+        if (alpha == 0 || deadCount == 0) {
+            return 0;
+        }
+        int kAux = config.effectiveKAux();
+        double scale = Math.min(1.0, deadCount / (double) kAux);
+        topKEntries(auxEntries, batch, dSae, kAux, deadIndices, false);
+        float[][] recon = auxResidual = SparseRows.zeroed(auxResidual, batch, dOut);
+        float minusScale = (float) -residualScale;
+        for (int r = 0; r < batch; r++) {
+            float[] o = recon[r];
+            float[] e = err[r];
+            for (int j = 0; j < dOut; j++) {
+                o[j] = minusScale * e[j]; // -e: the aux reconstruction minus the residual
+            }
+        }
+        // Aux entries carry z (possibly <= 0) as their value: every selected entry gets a gradient.
+        auxEntries.decode(wDecHost, recon);
+        double weight = alpha * scale / batch;
+        double sum = 0;
+        for (float[] o : recon) {
+            for (float v : o) {
+                sum += (double) v * v;
+            }
+        }
+        double loss = weight * sum;
+        if (backward) {
+            float twice = (float) (2 * weight);
+            for (float[] o : recon) {
+                for (int j = 0; j < dOut; j++) {
+                    o[j] *= twice;
+                }
+            }
+            auxEntries.transposeTimes(auxEntries.f, recon, gDecHost);
+            auxEntries.dotsAll(recon, wDecHost, auxEntries.grad);
+            auxEntriesUsed = true;
+        }
+        return loss;
     }
 
     @Override

@@ -41,6 +41,12 @@ public class BatchTopKSae extends AbstractTopKSae {
 
     /** The k*batch-th largest positive pre-activation of the batch, or +inf if none is positive. */
     private double batchThreshold() {
+        if (floatCandidates != null) {
+            double t = boundedFloatThreshold();
+            if (!Double.isNaN(t)) {
+                return t;
+            }
+        }
         int n = batch * dSae;
         int positives = 0;
         if (floatCandidates != null) {
@@ -66,9 +72,112 @@ public class BatchTopKSae extends AbstractTopKSae {
                 : Selection.kthLargest(doubleCandidates, positives, keep);
     }
 
+    /**
+     * The same threshold in fp32 without selecting over every positive entry: with K = k * batch,
+     * the K-th largest of at least 4K block maxima is a lower bound (K blocks reach it, so K
+     * entries do), and every entry at or above the K-th largest is at or above it; the selection
+     * then runs over those entries only. NaN when the bound is not positive (the plain pass decides).
+     */
+    private double boundedFloatThreshold() {
+        long keepLong = (long) config.k() * batch;
+        int n = batch * dSae;
+        int blockSize = (int) Math.min(Integer.MAX_VALUE, n / Math.max(1, 4 * keepLong));
+        if (keepLong <= 0 || blockSize < 8) {
+            return Double.NaN;
+        }
+        int keep = (int) keepLong;
+        int blocksPerRow = (dSae + blockSize - 1) / blockSize;
+        int blocks = blocksPerRow * batch;
+        float[] maxima = new float[blocks];
+        java.nio.FloatBuffer zs = SparseRows.floats(z);
+        ThreadLocal<float[]> rows = ThreadLocal.withInitial(() -> new float[dSae]);
+        java.util.stream.IntStream.range(0, batch).parallel().forEach(r -> {
+            float[] row = rows.get();
+            zs.get(r * dSae, row, 0, dSae);
+            int b = r * blocksPerRow;
+            for (int start = 0; start < dSae; start += blockSize) {
+                int end = Math.min(dSae, start + blockSize);
+                float max = Float.NEGATIVE_INFINITY;
+                for (int i = start; i < end; i++) {
+                    max = Math.max(max, row[i]);
+                }
+                maxima[b++] = max;
+            }
+        });
+        float bound = Selection.kthLargest(maxima, blocks, keep);
+        if (!(bound > 0)) {
+            return Double.NaN;
+        }
+        int chunks = Math.max(1, Math.min(batch, 4 * Runtime.getRuntime().availableProcessors()));
+        float[][] found = new float[chunks][];
+        int[] counts = new int[chunks];
+        java.util.stream.IntStream.range(0, chunks).parallel().forEach(c -> {
+            float[] row = rows.get();
+            float[] list = new float[1024];
+            int m = 0;
+            for (int r = c * batch / chunks; r < (c + 1) * batch / chunks; r++) {
+                zs.get(r * dSae, row, 0, dSae);
+                for (int i = 0; i < dSae; i++) {
+                    if (row[i] >= bound) {
+                        if (m == list.length) {
+                            list = java.util.Arrays.copyOf(list, 2 * m);
+                        }
+                        list[m++] = row[i];
+                    }
+                }
+            }
+            found[c] = list;
+            counts[c] = m;
+        });
+        int total = 0;
+        for (int c = 0; c < chunks; c++) {
+            System.arraycopy(found[c], 0, floatCandidates, total, counts[c]);
+            total += counts[c];
+        }
+        return Selection.kthLargest(floatCandidates, total, keep);
+    }
+
+    /** The batch threshold {@link #activateSparse} computed and left for {@link #activate}, or NaN. */
+    private double pendingThreshold = Double.NaN;
+
+    @Override
+    protected boolean activateSparse(boolean training) {
+        double t = batchThreshold();
+        long entries = (long) batch * Math.min(config.k(), dSae);
+        if (!sparsePays(entries, entries)) {
+            pendingThreshold = t;
+            return false;
+        }
+        float cutoff = (float) strictlyBelow(t);
+        boolean none = Double.isInfinite(t);
+        java.nio.FloatBuffer zs = SparseRows.floats(z);
+        active.fill(batch, dSae, (r, sink) -> {
+            if (none) {
+                return;
+            }
+            float[] row = sink.row(dSae);
+            zs.get(r * dSae, row, 0, dSae);
+            for (int i = 0; i < dSae; i++) {
+                if (row[i] > cutoff) { // z >= t, as the dense step
+                    sink.add(i, row[i], row[i]);
+                }
+            }
+        });
+        countActive();
+        updateRunningThreshold(training, t);
+        return true;
+    }
+
+    private void updateRunningThreshold(boolean training, double t) {
+        if (training && !Double.isInfinite(t)) {
+            runningThreshold = runningThreshold < 0 ? t : THRESHOLD_DECAY * runningThreshold + (1 - THRESHOLD_DECAY) * t;
+        }
+    }
+
     @Override
     protected final void activate(boolean training) {
-        double t = batchThreshold();
+        double t = Double.isNaN(pendingThreshold) ? batchThreshold() : pendingThreshold;
+        pendingThreshold = Double.NaN;
         if (Double.isInfinite(t)) {
             mask.assign(0);
         } else {
@@ -76,9 +185,7 @@ public class BatchTopKSae extends AbstractTopKSae {
         }
         multiply(z, mask, f);
         countFiring();
-        if (training && !Double.isInfinite(t)) {
-            runningThreshold = runningThreshold < 0 ? t : THRESHOLD_DECAY * runningThreshold + (1 - THRESHOLD_DECAY) * t;
-        }
+        updateRunningThreshold(training, t);
     }
 
     /** The running global threshold (negative before any training batch). */

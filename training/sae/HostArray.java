@@ -53,6 +53,15 @@ final class HostArray {
         }
     }
 
+    boolean isFloat() {
+        return floats != null;
+    }
+
+    /** Copies {@code n} elements starting at {@code from} into {@code dst} (an fp32 array only; bulk). */
+    void readFloats(int from, float[] dst, int n) {
+        floats.get(from, dst, 0, n);
+    }
+
     /** Copies {@code n} elements starting at {@code from} into {@code dst}. */
     void read(int from, double[] dst, int n) {
         if (floats != null) {

@@ -145,6 +145,192 @@ public final class JumpReluSae extends SparseAutoencoder {
                 backward ? f : work, mask, df, normGrad, gLogThreshold, rowA, rowB);
     }
 
+    // ---- sparse path: the active latents plus every entry the straight-through gradients read ----
+
+    private float[] hostTheta;
+    private float[] hostNorms;
+    private boolean[] hostDead;
+    /** Per dead latent, over the batch: sum of ReLU(theta - z) and the count of theta > z (pre-activation loss). */
+    private double[] gapSums;
+    private double[] belowCounts;
+
+    private boolean preActivationLossOn() {
+        return config.preActLossCoefficient() != 0 && deadCount > 0;
+    }
+
+    /**
+     * One pass over z: the active latents (z > theta), the inactive entries inside the threshold
+     * window |z - theta| < eps/2 (their dLoss/df reaches theta through the rectangle kernel), and
+     * the dead latents' entries with z >= theta (the exceptions to the pre-activation loss's
+     * rank-one dz, see {@link #sparseAuxiliaryLoss}); then the cost model on the counts.
+     */
+    @Override
+    protected boolean activateSparse(boolean training) {
+        if (denseAgain()) {
+            return false;
+        }
+        threshold.assign(logThreshold);
+        Transforms.exp(threshold, false);
+        hostTheta = SparseRows.read(threshold, hostTheta);
+        float[] theta = hostTheta;
+        float halfWidth = (float) (bandwidth / 2);
+        boolean preAct = preActivationLossOn();
+        boolean[] dead = null;
+        if (preAct) {
+            float[] deadHost = SparseRows.read(deadMask, null);
+            dead = new boolean[dSae];
+            for (int i = 0; i < dSae; i++) {
+                dead[i] = deadHost[i] != 0;
+            }
+        }
+        hostDead = dead;
+        boolean[] deadFinal = dead;
+        java.nio.FloatBuffer zs = SparseRows.floats(z);
+        SparseRows.Sink[] sinks = active.fill(batch, dSae, (r, sink) -> {
+            float[] row = sink.row(dSae);
+            zs.get(r * dSae, row, 0, dSae);
+            double[] acc = preAct ? sink.accumulator(2 * dSae) : null;
+            for (int i = 0; i < dSae; i++) {
+                float zz = row[i];
+                float th = theta[i];
+                boolean on = zz > th;
+                boolean exception = false;
+                if (preAct && deadFinal[i]) {
+                    float gap = th - zz;
+                    if (gap > 0) {
+                        acc[i] += gap;
+                        acc[dSae + i] += 1;
+                    } else {
+                        exception = true;
+                    }
+                }
+                if (on || exception || Math.abs(zz - th) < halfWidth) {
+                    sink.add(i, on ? zz : 0f, zz);
+                }
+            }
+        });
+        if (!sparsePays(active.activeCount(), active.size())) {
+            return false;
+        }
+        if (preAct) {
+            gapSums = new double[dSae];
+            belowCounts = new double[dSae];
+            for (SparseRows.Sink sink : sinks) {
+                if (sink.used()) {
+                    for (int i = 0; i < dSae; i++) {
+                        gapSums[i] += sink.accumulator[i];
+                        belowCounts[i] += sink.accumulator[dSae + i];
+                    }
+                }
+            }
+        }
+        fireCounts.assign(Nd4j.createFromArray(active.activeColumnCounts()).castTo(dtype));
+        hostNorms = SparseRows.read(decoderNorms, hostNorms);
+        return true;
+    }
+
+    @Override
+    protected double sparseSparsityLoss() {
+        if (!tanh()) {
+            return sparsityLoss(); // from the firing counts only
+        }
+        double c = config.tanhScale();
+        double sum = 0;
+        for (int e = 0; e < active.size(); e++) {
+            float a = active.f[e];
+            if (a != 0) {
+                sum += Math.tanh(c * a * hostNorms[active.col[e]]);
+            }
+        }
+        return sparsityCoefficient / batch * sum;
+    }
+
+    /** {@link JumpReluMath#sparsityBackward} and the mask, entry by entry (the formulas are the same). */
+    @Override
+    protected void sparseSparsityBackward() {
+        double coefficient = quadratic()
+                ? 2 * quadraticWeight() * (batchL0() / config.targetL0() - 1) / config.targetL0()
+                : sparsityCoefficient;
+        double lambdaOverBatch = coefficient / batch;
+        boolean tanh = tanh();
+        double c = config.tanhScale();
+        double sc = lambdaOverBatch * c;
+        float halfWidth = (float) (bandwidth / 2);
+        double[] thetaGrad = new double[dSae];
+        double[] norms = tanh ? new double[dSae] : null;
+        for (int e = 0; e < active.size(); e++) {
+            int i = active.col[e];
+            double g = active.grad[e]; // dLoss/df at an active entry; at an inactive one it is in inactiveDf
+            float a = active.f[e];
+            if (tanh) {
+                double n = hostNorms[i];
+                if (a != 0) {
+                    double t = Math.tanh(c * a * n);
+                    double sech2 = 1 - t * t;
+                    g += sc * n * sech2;
+                    norms[i] += sc * a * sech2;
+                } else {
+                    g += sc * n; // tanh'(0) = 1: it still reaches theta through the kernel
+                }
+            }
+            if (Math.abs(active.pre[e] - hostTheta[i]) < halfWidth) {
+                if (!tanh) {
+                    thetaGrad[i] -= lambdaOverBatch / bandwidth; // L0: dH/dtheta = -(1/eps) K
+                }
+                thetaGrad[i] -= g * hostTheta[i] / bandwidth;
+            }
+            active.grad[e] = a != 0 ? (float) g : 0f;
+        }
+        // Inactive entries are all inside the window (an inactive dead-latent exception has z = theta).
+        for (int i = 0; i < dSae; i++) {
+            thetaGrad[i] -= inactiveDf[i] * hostTheta[i] / bandwidth;
+        }
+        for (int i = 0; i < dSae; i++) {
+            thetaGrad[i] *= hostTheta[i]; // d/dlog_theta = theta d/dtheta
+        }
+        gLogThreshold.assign(Nd4j.createFromArray(thetaGrad).castTo(dtype));
+        if (tanh) {
+            normGrad.addi(Nd4j.createFromArray(norms).castTo(dtype));
+        }
+    }
+
+    /**
+     * The pre-activation loss on the sparse path. Its dz, -(c/B) n_i wherever theta_i > z on a dead
+     * latent, is dense in those columns: it goes in as the rank-one term -(c/B) n_i at every row,
+     * with the rows where z >= theta (entries of {@link #active}) given +(c/B) n_i back.
+     */
+    @Override
+    protected double sparseAuxiliaryLoss(boolean backward, double residualScale, float[][] err, float[][] wDecHost, float[][] gDecHost) {
+        if (!preActivationLossOn()) {
+            return 0;
+        }
+        double scale = config.preActLossCoefficient() / batch;
+        double loss = 0;
+        double[] ng = new double[dSae];
+        double[] gLog = new double[dSae];
+        double[] rankOne = new double[dSae];
+        for (int i = 0; i < dSae; i++) {
+            if (hostDead[i]) {
+                loss += hostNorms[i] * gapSums[i];
+                ng[i] = gapSums[i] * scale;
+                gLog[i] = belowCounts[i] * hostNorms[i] * hostTheta[i] * scale;
+                rankOne[i] = -scale * hostNorms[i];
+            }
+        }
+        if (backward) {
+            normGrad.addi(Nd4j.createFromArray(ng).castTo(dtype));
+            gLogThreshold.addi(Nd4j.createFromArray(gLog).castTo(dtype));
+            for (int e = 0; e < active.size(); e++) {
+                int i = active.col[e];
+                if (hostDead[i] && !(hostTheta[i] > active.pre[e])) {
+                    active.grad[e] += (float) (scale * hostNorms[i]);
+                }
+            }
+            rankOneColumns = rankOne;
+        }
+        return scale * loss;
+    }
+
     @Override
     protected void inferenceActivation(INDArray preActivations) {
         INDArray t = threshold();

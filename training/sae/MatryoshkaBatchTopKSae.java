@@ -40,6 +40,12 @@ public final class MatryoshkaBatchTopKSae extends BatchTopKSae {
         }
     }
 
+    /** Dense only: the nested losses read the dense activations. */
+    @Override
+    protected boolean activateSparse(boolean training) {
+        return false;
+    }
+
     /**
      * Called after the forward pass, while {@code err} = x_hat - x: the prefix-m error is
      * {@code err - f[:, m:] W_dec[m:]} (x_hat without the latents past m).

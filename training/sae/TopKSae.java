@@ -21,6 +21,18 @@ public final class TopKSae extends AbstractTopKSae {
         countFiring();
     }
 
+    /** The k largest per row that are positive (the same selection as {@link #activate}). */
+    @Override
+    protected boolean activateSparse(boolean training) {
+        long entries = (long) batch * Math.min(config.k(), dSae);
+        if (!sparsePays(entries, entries)) {
+            return false;
+        }
+        topKEntries(active, batch, dSae, config.k(), null, true);
+        countActive();
+        return true;
+    }
+
     @Override
     protected void inferenceActivation(INDArray preActivations) {
         INDArray keep = Nd4j.create(dtype, preActivations.shape());
