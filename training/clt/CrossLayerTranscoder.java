@@ -479,14 +479,7 @@ public final class CrossLayerTranscoder {
             sparsity += penalties[0];
             preActivation += penalties[1];
             Nd4j.gemm(xInput[l], df, gWEnc[l], true, false, 1.0, 0.0);
-            // Norm-weighted penalties: dn/dW_dec[l -> t]_i = W_dec[l -> t]_i / n_i.
-            if (normGrad[l].amaxNumber().doubleValue() != 0) {
-                rowA.assign(normGrad[l]).divi(decoderNorms[l]);
-                for (int t = l; t < layers; t++) {
-                    Nd4j.exec(new BroadcastMulOp(wDec[l][t - l], rowA, decoderScratch, 0));
-                    gWDec[l][t - l].addi(decoderScratch);
-                }
-            }
+            addNormPenaltyGradient(l);
         }
         return new LossParts(mseParts.mse() + sparsity + preActivation, mseParts.mse(), sparsity, preActivation,
                 mseParts.mseByLayer(), mseParts.l0ByLayer());
@@ -769,17 +762,21 @@ public final class CrossLayerTranscoder {
             }
             SparseRows.transpose(hostEncT, hostEnc);
             SparseRows.write(hostEnc, gWEnc[l]);
-            // Norm-weighted penalties: dn/dW_dec[l -> t]_i = W_dec[l -> t]_i / n_i.
-            if (normGrad[l].amaxNumber().doubleValue() != 0) {
-                rowA.assign(normGrad[l]).divi(decoderNorms[l]);
-                for (int t = l; t < layers; t++) {
-                    Nd4j.exec(new BroadcastMulOp(wDec[l][t - l], rowA, decoderScratch, 0));
-                    gWDec[l][t - l].addi(decoderScratch);
-                }
-            }
+            addNormPenaltyGradient(l);
         }
         return new LossParts(mseParts.mse() + sparsity + preActivation, mseParts.mse(), sparsity, preActivation,
                 mseParts.mseByLayer(), mseParts.l0ByLayer());
+    }
+
+    /** Norm-weighted penalties: dn/dW_dec[l -> t]_i = W_dec[l -> t]_i / n_i, added to layer l's decoder gradients. */
+    private void addNormPenaltyGradient(int l) {
+        if (normGrad[l].amaxNumber().doubleValue() != 0) {
+            rowA.assign(normGrad[l]).divi(decoderNorms[l]);
+            for (int t = l; t < layers; t++) {
+                Nd4j.exec(new BroadcastMulOp(wDec[l][t - l], rowA, decoderScratch, 0));
+                gWDec[l][t - l].addi(decoderScratch);
+            }
+        }
     }
 
     /** Index of the decoder from source l to target t in layout order. */
