@@ -26,9 +26,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
-import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.FutureTask;
 
 /**
  * Streams an activation cache (layout in {@link ActivationShardWriter}) as an
@@ -39,14 +36,6 @@ import java.util.concurrent.FutureTask;
  * n contiguous, near-equal row ranges (sizes differ by at most one row): disjoint, together
  * covering the cache, each read without touching the others' row groups. {@link #skip} moves by
  * row-group and file metadata, so resuming deep into a cache decodes nothing it skips.
- * <p>
- * While the caller decodes one row group, a background thread reads the next one (opening its
- * shard if it is in the next file), so reading and decoding overlap instead of alternating. That
- * is what keeps a remote filesystem close to a local one: on HDFS a row group costs a NameNode
- * lookup, a DataNode connection and a transfer whose checksums the client verifies, and without
- * read-ahead nothing is decoded meanwhile. On a real cluster that wait is network latency and
- * bandwidth, hidden the same way. It costs at most one more row group of the requested columns
- * in memory (row groups are 64 MB by default).
  */
 public final class ActivationTableReader implements ActivationSource {
 
@@ -99,15 +88,17 @@ public final class ActivationTableReader implements ActivationSource {
     private final long begin;
     private final long end;
     private final float[] scratch;
+    private final ParquetReadOptions readOptions;
 
     private long next;
     private long cursor = -1; // global row the column readers stand at; -1 when none is loaded
 
     private int fileIndex = -1;
-    private Path file; // the loaded shard's, for error messages
-    private Shard shard; // the open shard whose row group blockIndex the column readers read
+    private Path file;
+    private ParquetFileReader fileReader;
+    private MessageType projection;
+    private long[] blockStart;
     private int blockIndex = -1;
-    private ReadAhead pending; // the row group after the loaded one, being read in the background
     private ColumnReader[] hookReaders;
     private ColumnReader seqReader;
     private ColumnReader posReader;
@@ -156,11 +147,7 @@ public final class ActivationTableReader implements ActivationSource {
         this.begin = total * options.replica() / options.replicas();
         this.end = total * (options.replica() + 1) / options.replicas();
         this.next = begin;
-        if (begin < end) {
-            // Readers are opened to be read: the first row group's read starts now, overlapping
-            // whatever the caller sets up before its first read (a skip right away discards it).
-            pending = new ReadAhead(() -> fetch(begin, null));
-        }
+        this.readOptions = HadoopReadOptions.builder(conf).usePageChecksumVerification(true).build();
     }
 
     public ActivationManifest manifest() {
@@ -208,7 +195,7 @@ public final class ActivationTableReader implements ActivationSource {
         int done = 0;
         while (done < maxRows && next < end) {
             ensureLoaded();
-            long blockEnd = shardStart[fileIndex] + shard.blockStart[blockIndex + 1];
+            long blockEnd = shardStart[fileIndex] + blockStart[blockIndex + 1];
             int n = (int) Math.min(maxRows - done, Math.min(blockEnd, end) - next);
             for (int r = 0; r < n; r++) {
                 for (int h = 0; h < hookReaders.length; h++) {
@@ -273,130 +260,37 @@ public final class ActivationTableReader implements ActivationSource {
 
     /** Makes the column readers stand at row {@code next}: same row group if possible, else seek by metadata. */
     private void ensureLoaded() {
-        if (cursor == next && blockIndex >= 0 && next < shardStart[fileIndex] + shard.blockStart[blockIndex + 1]) {
+        if (cursor == next && blockIndex >= 0 && next < shardStart[fileIndex] + blockStart[blockIndex + 1]) {
             return;
         }
-        int k = shardOf(next);
-        if (k == fileIndex) {
-            int b = blockOf(shard.blockStart, next - shardStart[k]);
-            if (b == blockIndex && cursor >= shardStart[k] + shard.blockStart[b] && cursor <= next) {
-                skipValues(next - cursor); // forward within the loaded row group
-                cursor = next;
-                return;
+        // largest shard starting at or before next (an empty shard shares its start with the next one)
+        int k = Arrays.binarySearch(shardStart, 0, shardStart.length - 1, next);
+        if (k < 0) {
+            k = -k - 2;
+        } else {
+            while (k + 1 < shardStart.length - 1 && shardStart[k + 1] == next) {
+                k++;
             }
         }
-        RowGroup group = takeReadAhead(k);
-        if (group == null) {
-            group = fetch(next, shard);
+        if (k != fileIndex) {
+            openFile(k);
         }
-        install(group);
-        cursor = shardStart[fileIndex] + shard.blockStart[blockIndex];
-        readAhead();
-        skipValues(next - cursor);
-        cursor = next;
-    }
-
-    /** The largest shard starting at or before global row {@code row} (an empty shard shares its start with the next one). */
-    private int shardOf(long row) {
-        int k = Arrays.binarySearch(shardStart, 0, shardStart.length - 1, row);
-        if (k < 0) {
-            return -k - 2;
-        }
-        while (k + 1 < shardStart.length - 1 && shardStart[k + 1] == row) {
-            k++;
-        }
-        return k;
-    }
-
-    /** The row group holding row {@code inFile} of a shard, by the same rule as {@link #shardOf}. */
-    private static int blockOf(long[] blockStart, long inFile) {
+        long inFile = next - shardStart[k];
         int b = Arrays.binarySearch(blockStart, 0, blockStart.length - 1, inFile);
         if (b < 0) {
-            return -b - 2;
-        }
-        while (b + 1 < blockStart.length - 1 && blockStart[b + 1] == inFile) {
-            b++;
-        }
-        return b;
-    }
-
-    /**
-     * Reads the row group holding global row {@code row} into memory, reusing {@code open} if that is
-     * its shard. Runs on the caller's thread or the read-ahead thread: it uses only final fields and
-     * {@code open}'s file reader, which the caller's thread does not touch while a read-ahead is pending.
-     */
-    private RowGroup fetch(long row, Shard open) {
-        int k = shardOf(row);
-        Shard target = open != null && open.index == k ? open : openShard(k);
-        try {
-            int b = blockOf(target.blockStart, row - shardStart[k]);
-            return new RowGroup(target, b, target.reader.readRowGroup(b));
-        } catch (IOException | RuntimeException e) {
-            if (target != open) {
-                target.close();
+            b = -b - 2;
+        } else {
+            while (b + 1 < blockStart.length - 1 && blockStart[b + 1] == inFile) {
+                b++;
             }
-            throw corrupt(target.file, e);
         }
-    }
-
-    /** Starts reading the row group after the loaded one in the background, if this replica reads any of it. */
-    private void readAhead() {
-        long following = shardStart[fileIndex] + shard.blockStart[blockIndex + 1];
-        if (pending == null && following < end) {
-            Shard open = shard;
-            pending = new ReadAhead(() -> fetch(following, open));
+        long blockFirst = shardStart[k] + blockStart[b];
+        if (b != blockIndex || cursor < blockFirst || cursor > next) {
+            loadBlock(b);
+            cursor = blockFirst;
         }
-    }
-
-    /**
-     * The read-ahead row group if it is the one holding row {@code next} (in shard {@code k}), else
-     * null after discarding it (after a skip, say). A read-ahead that failed is discarded too: the
-     * caller's thread then reads the same row group again and gets the error, exactly as it would
-     * have without read-ahead.
-     */
-    private RowGroup takeReadAhead(int k) {
-        if (pending == null) {
-            return null;
-        }
-        RowGroup group = pending.await();
-        pending = null;
-        if (group != null && group.shard.index == k && group.block == blockOf(group.shard.blockStart, next - shardStart[k])) {
-            return group;
-        }
-        if (group != null && group.shard != shard) {
-            group.shard.close();
-        }
-        return null;
-    }
-
-    /** Makes {@code group} the loaded row group, closing the previous shard if the group is in another. */
-    private void install(RowGroup group) {
-        if (group.shard != shard) {
-            if (shard != null) {
-                shard.close();
-            }
-            shard = group.shard;
-            file = shard.file;
-            fileIndex = shard.index;
-        }
-        blockIndex = -1;
-        try {
-            ColumnReadStoreImpl store = new ColumnReadStoreImpl(group.pages, NoOpConverter.forSchema(shard.projection),
-                    shard.projection, shard.createdBy);
-            List<ColumnDescriptor> columns = shard.projection.getColumns();
-            hookReaders = new ColumnReader[hooks.size()];
-            for (int h = 0; h < hooks.size(); h++) {
-                hookReaders[h] = store.getColumnReader(columns.get(h));
-            }
-            if (rowMetadata) {
-                seqReader = store.getColumnReader(columns.get(hooks.size()));
-                posReader = store.getColumnReader(columns.get(hooks.size() + 1));
-                tokenReader = store.getColumnReader(columns.get(hooks.size() + 2));
-            }
-        } catch (RuntimeException e) {
-            throw corrupt(e);
-        }
-        blockIndex = group.block;
+        skipValues(next - cursor);
+        cursor = next;
     }
 
     private void skipValues(long count) {
@@ -428,57 +322,49 @@ public final class ActivationTableReader implements ActivationSource {
         }
     }
 
-    /** Opens shard {@code k} projected to the requested columns and checks it against the manifest. */
-    private Shard openShard(int k) {
-        ActivationManifest.ShardEntry entry = manifest.shards().get(k);
-        Path path = new Path(dir, entry.file());
-        // Options, and with them the codec factory, per file: closing one shard must not release the
-        // decompressors of the next one, whose row group may already be read ahead.
-        ParquetReadOptions readOptions = HadoopReadOptions.builder(conf).usePageChecksumVerification(true).build();
-        ParquetFileReader reader;
+    private void openFile(int k) {
+        closeFile();
+        ActivationManifest.ShardEntry shard = manifest.shards().get(k);
+        file = new Path(dir, shard.file());
         try {
-            reader = ParquetFileReader.open(HadoopInputFile.fromPath(path, conf), readOptions);
+            fileReader = ParquetFileReader.open(HadoopInputFile.fromPath(file, conf), readOptions);
         } catch (java.io.FileNotFoundException e) {
-            throw new IllegalStateException(path + " is listed in " + ActivationManifest.FILE_NAME
+            throw new IllegalStateException(file + " is listed in " + ActivationManifest.FILE_NAME
                     + " but missing; the cache is damaged: re-create it (or restore the file)");
         } catch (IOException | RuntimeException e) {
-            throw corrupt(path, e);
+            throw corrupt(e);
         }
-        try {
-            MessageType schema = reader.getFooter().getFileMetaData().getSchema();
-            String storedDtype = reader.getFooter().getFileMetaData().getKeyValueMetaData().get("spindle.dtype");
-            if (storedDtype != null && DType.parse(storedDtype) != dtype) {
-                throw new IllegalStateException(path + " holds " + storedDtype + " but " + ActivationManifest.FILE_NAME
-                        + " says " + dtype.userName() + "; the manifest does not match the data: re-create the cache");
-            }
-            List<Type> fields = new ArrayList<>();
-            for (String hook : hooks) {
-                fields.add(column(path, schema, hook, PrimitiveType.PrimitiveTypeName.BINARY));
-            }
-            if (rowMetadata) {
-                fields.add(column(path, schema, ActivationShardWriter.SEQ_ID, PrimitiveType.PrimitiveTypeName.INT64));
-                fields.add(column(path, schema, ActivationShardWriter.POS, PrimitiveType.PrimitiveTypeName.INT32));
-                fields.add(column(path, schema, ActivationShardWriter.TOKEN_ID, PrimitiveType.PrimitiveTypeName.INT32));
-            }
-            MessageType projection = new MessageType(schema.getName(), fields);
-            reader.setRequestedSchema(projection);
-            List<BlockMetaData> blocks = reader.getRowGroups();
-            long[] blockStart = new long[blocks.size() + 1];
-            for (int b = 0; b < blocks.size(); b++) {
-                blockStart[b + 1] = blockStart[b] + blocks.get(b).getRowCount();
-            }
-            if (blockStart[blocks.size()] != entry.rows()) {
-                throw new IllegalStateException(path + " has " + blockStart[blocks.size()] + " rows but "
-                        + ActivationManifest.FILE_NAME + " lists " + entry.rows() + "; the manifest does not match the data: re-create the cache");
-            }
-            return new Shard(k, path, reader, projection, reader.getFooter().getFileMetaData().getCreatedBy(), blockStart);
-        } catch (RuntimeException e) {
-            closeQuietly(reader);
-            throw e;
+        fileIndex = k;
+        MessageType schema = fileReader.getFooter().getFileMetaData().getSchema();
+        String storedDtype = fileReader.getFooter().getFileMetaData().getKeyValueMetaData().get("spindle.dtype");
+        if (storedDtype != null && DType.parse(storedDtype) != dtype) {
+            throw new IllegalStateException(file + " holds " + storedDtype + " but " + ActivationManifest.FILE_NAME
+                    + " says " + dtype.userName() + "; the manifest does not match the data: re-create the cache");
         }
+        List<Type> fields = new ArrayList<>();
+        for (String hook : hooks) {
+            fields.add(column(schema, hook, PrimitiveType.PrimitiveTypeName.BINARY));
+        }
+        if (rowMetadata) {
+            fields.add(column(schema, ActivationShardWriter.SEQ_ID, PrimitiveType.PrimitiveTypeName.INT64));
+            fields.add(column(schema, ActivationShardWriter.POS, PrimitiveType.PrimitiveTypeName.INT32));
+            fields.add(column(schema, ActivationShardWriter.TOKEN_ID, PrimitiveType.PrimitiveTypeName.INT32));
+        }
+        projection = new MessageType(schema.getName(), fields);
+        fileReader.setRequestedSchema(projection);
+        List<BlockMetaData> blocks = fileReader.getRowGroups();
+        blockStart = new long[blocks.size() + 1];
+        for (int b = 0; b < blocks.size(); b++) {
+            blockStart[b + 1] = blockStart[b] + blocks.get(b).getRowCount();
+        }
+        if (blockStart[blocks.size()] != shard.rows()) {
+            throw new IllegalStateException(file + " has " + blockStart[blocks.size()] + " rows but "
+                    + ActivationManifest.FILE_NAME + " lists " + shard.rows() + "; the manifest does not match the data: re-create the cache");
+        }
+        blockIndex = -1;
     }
 
-    private static Type column(Path file, MessageType schema, String name, PrimitiveType.PrimitiveTypeName type) {
+    private Type column(MessageType schema, String name, PrimitiveType.PrimitiveTypeName type) {
         if (!schema.containsField(name)) {
             throw new IllegalStateException(file + " has no column " + name + " although " + ActivationManifest.FILE_NAME
                     + " lists it; the manifest does not match the data: re-create the cache");
@@ -490,90 +376,49 @@ public final class ActivationTableReader implements ActivationSource {
         return field;
     }
 
-    private IllegalStateException corrupt(Exception e) {
-        return corrupt(file, e);
+    private void loadBlock(int b) {
+        try {
+            PageReadStore pages = fileReader.readRowGroup(b);
+            ColumnReadStoreImpl store = new ColumnReadStoreImpl(pages, NoOpConverter.forSchema(projection), projection,
+                    fileReader.getFooter().getFileMetaData().getCreatedBy());
+            List<ColumnDescriptor> columns = projection.getColumns();
+            hookReaders = new ColumnReader[hooks.size()];
+            for (int h = 0; h < hooks.size(); h++) {
+                hookReaders[h] = store.getColumnReader(columns.get(h));
+            }
+            if (rowMetadata) {
+                seqReader = store.getColumnReader(columns.get(hooks.size()));
+                posReader = store.getColumnReader(columns.get(hooks.size() + 1));
+                tokenReader = store.getColumnReader(columns.get(hooks.size() + 2));
+            }
+        } catch (IOException | RuntimeException e) {
+            throw corrupt(e);
+        }
+        blockIndex = b;
     }
 
-    private static IllegalStateException corrupt(Path file, Exception e) {
+    private IllegalStateException corrupt(Exception e) {
         return new IllegalStateException(file + ": corrupt or truncated Parquet file (" + TableFiles.oneLine(e)
                 + "); delete it and resume `spindle cache` to rewrite it, or re-create the cache", e);
     }
 
-    @Override
-    public void close() {
-        if (pending != null) {
-            RowGroup group = pending.await();
-            pending = null;
-            if (group != null && group.shard != shard) {
-                group.shard.close();
+    private void closeFile() {
+        if (fileReader != null) {
+            try {
+                fileReader.close();
+            } catch (IOException ignored) {
+                // read-only: nothing to lose
             }
-        }
-        if (shard != null) {
-            shard.close();
-            shard = null;
+            fileReader = null;
         }
         fileIndex = -1;
         blockIndex = -1;
         cursor = -1;
     }
 
-    private static void closeQuietly(ParquetFileReader reader) {
-        try {
-            reader.close();
-        } catch (IOException ignored) {
-            // read-only: nothing to lose
-        }
-    }
-
-    /** An open shard: its Parquet reader projected to the requested columns, and the rows before each row group. */
-    private record Shard(int index, Path file, ParquetFileReader reader, MessageType projection, String createdBy,
-                         long[] blockStart) {
-        void close() {
-            closeQuietly(reader);
-        }
-    }
-
-    /** Row group {@code block} of a shard, read into memory with its page checksums verified. */
-    private record RowGroup(Shard shard, int block, PageReadStore pages) {
-    }
-
-    /**
-     * A row group being read on a thread of its own: a daemon, started per row group, so there is no
-     * pool to shut down and a reader that is never closed leaves no thread behind (a thread costs
-     * nothing next to reading tens of megabytes).
-     */
-    private static final class ReadAhead {
-        private final FutureTask<RowGroup> task;
-
-        ReadAhead(Callable<RowGroup> fetch) {
-            this.task = new FutureTask<>(fetch);
-            Thread thread = new Thread(task, "spindle-activation-read-ahead");
-            thread.setDaemon(true);
-            thread.start();
-        }
-
-        /**
-         * The row group, or null if reading it failed. Waits uninterruptibly, keeping the interrupt
-         * for the caller: the read uses a shard that must not be closed under it, and it is short.
-         */
-        RowGroup await() {
-            boolean interrupted = false;
-            try {
-                while (true) {
-                    try {
-                        return task.get();
-                    } catch (InterruptedException e) {
-                        interrupted = true;
-                    } catch (ExecutionException e) {
-                        return null;
-                    }
-                }
-            } finally {
-                if (interrupted) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        }
+    @Override
+    public void close() {
+        closeFile();
     }
 
     /** Column readers need a converter tree, used only by record assembly, which this reader does not do. */
