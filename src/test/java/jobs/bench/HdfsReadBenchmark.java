@@ -38,9 +38,9 @@ public final class HdfsReadBenchmark {
             Path remote = new Path(hdfs.uri("cache"));
             ReaderBenchmark.writeCache(conf, local, d, rows);
             ReaderBenchmark.writeCache(conf, remote, d, rows);
-            // Warm-up: page cache and JIT. One pass is not enough for the HDFS client and DataNode
-            // code: the first measured rounds then used twice the CPU of the last ones.
-            for (int w = 0; w < 3; w++) {
+            // Warm-up: page cache and JIT. The HDFS client and DataNode code takes several passes:
+            // after one (or three) the first measured HDFS rounds used up to twice the CPU of the last.
+            for (int w = 0; w < 8; w++) {
                 ReaderBenchmark.readAll(conf, local, d, batch);
                 ReaderBenchmark.readAll(conf, remote, d, batch);
             }
