@@ -43,6 +43,18 @@ public final class MiniHdfs implements AutoCloseable {
         return new MiniHdfs(cluster);
     }
 
+    /**
+     * Runs a cluster in a process of its own until killed, printing its URI: for benchmarks that
+     * keep the NameNode and DataNode off the reader's cores, as on a cluster where they are other
+     * machines ({@code taskset -c 1 java ... testing.MiniHdfs DIR}).
+     */
+    public static void main(String[] args) throws Exception {
+        MiniHdfs hdfs = start(java.nio.file.Path.of(args[0]));
+        System.out.println("hdfs " + hdfs.uri(""));
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
+    }
+
     /** {@code hdfs://localhost:PORT/relative}. */
     public String uri(String relative) {
         URI root = cluster.getURI();

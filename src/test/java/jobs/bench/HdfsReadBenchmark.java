@@ -13,7 +13,9 @@ import java.util.Locale;
  * alternately from each. It lives with the tests because the minicluster is a test dependency.
  * Run: {@code java -cp target/classes:target/test-classes:TEST_CLASSPATH jobs.bench.HdfsReadBenchmark [rows] [d] [rounds]}
  * with TEST_CLASSPATH from {@code mvn dependency:build-classpath -Dmdep.includeScope=test};
- * {@code -Dhadoop.conf=key=value,...} sets client options to compare.
+ * {@code -Dhadoop.conf=key=value,...} sets client options to compare; {@code -Dhdfs.uri=hdfs://HOST:PORT}
+ * reads from a running cluster instead of an in-process one, e.g. {@link MiniHdfs#main} started on
+ * other cores than the reader's (docs/PERFORMANCE.md, "Reading the cache from HDFS").
  */
 public final class HdfsReadBenchmark {
 
@@ -33,9 +35,10 @@ public final class HdfsReadBenchmark {
                 conf.set(setting.substring(0, setting.indexOf('=')), setting.substring(setting.indexOf('=') + 1));
             }
         }
-        try (MiniHdfs hdfs = MiniHdfs.start(work.resolve("hdfs"))) {
+        String external = System.getProperty("hdfs.uri");
+        try (MiniHdfs hdfs = external == null ? MiniHdfs.start(work.resolve("hdfs")) : null) {
             Path local = new Path(work.resolve("cache").toUri());
-            Path remote = new Path(hdfs.uri("cache"));
+            Path remote = new Path(external == null ? hdfs.uri("cache") : external.replaceAll("/$", "") + "/bench-" + System.nanoTime());
             ReaderBenchmark.writeCache(conf, local, d, rows);
             ReaderBenchmark.writeCache(conf, remote, d, rows);
             // Warm-up: page cache and JIT. The HDFS client and DataNode code takes several passes:
