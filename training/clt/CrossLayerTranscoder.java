@@ -107,7 +107,7 @@ public final class CrossLayerTranscoder {
     private INDArray work;
     private INDArray[] xInput;
 
-    private SparseAutoencoder.Decoding decoding = SparseAutoencoder.Decoding.AUTO;
+    private SparseAutoencoder.Decoding decoding = SparseAutoencoder.Decoding.DENSE; // as SparseAutoencoder's, for now
     private boolean lastSparse;
     /** Sparse path, per layer: active features, the threshold window's inactive entries, dead-feature exceptions. */
     private SparseRows[] entries;
@@ -485,7 +485,7 @@ public final class CrossLayerTranscoder {
                 mseParts.mseByLayer(), mseParts.l0ByLayer());
     }
 
-    /** Forces the sparse or dense training pass (tests, benchmarks), or AUTO (the default: the cost model below). */
+    /** Forces the sparse or dense training pass, or AUTO (the cost model below; DENSE is the default, as for SAEs). */
     public void setDecoding(SparseAutoencoder.Decoding mode) {
         decoding = mode;
     }

@@ -91,7 +91,11 @@ public abstract class SparseAutoencoder {
     /** How {@link #forwardBackward} decodes: AUTO picks sparse or dense per batch (see {@link #sparsePays}). */
     public enum Decoding { AUTO, DENSE, SPARSE }
 
-    private Decoding decoding = Decoding.AUTO;
+    // DENSE by default for now: with AUTO, a pipeline run killed while training and resumed ends
+    // measurably away from the uninterrupted run (PipelineKillResumeTest: W_enc off by 13 % of its
+    // largest entry at TopK k 8 of 512), which the dense path never is. Benchmarks and tests choose AUTO
+    // or SPARSE explicitly until that is understood.
+    private Decoding decoding = Decoding.DENSE;
     private boolean lastSparse;
     /** L0 of the last dense training pass (negative before one): see {@link #denseAgain}. */
     private double lastDenseL0 = -1;
@@ -524,7 +528,7 @@ public abstract class SparseAutoencoder {
         return a != null && a.length >= length ? a : new float[length];
     }
 
-    /** Forces the sparse or dense path (tests, benchmarks), or AUTO (the default). */
+    /** Forces the sparse or dense path, or AUTO (the cost model; see the field for why DENSE is the default). */
     public void setDecoding(Decoding mode) {
         decoding = mode;
     }

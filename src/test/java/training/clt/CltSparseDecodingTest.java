@@ -152,6 +152,7 @@ class CltSparseDecodingTest {
         INDArray[] x = batches(random);
         INDArray[] y = batches(random);
         randomParameters(clt, random, Math.log(3.0));
+        clt.setDecoding(SparseAutoencoder.Decoding.AUTO);
         double sparseL0 = clt.forwardBackward(x, y).l0();
         assertTrue(clt.lastPassSparse(), "L0 " + sparseL0 + " of " + L * F);
         randomParameters(clt, random, Math.log(0.01));

@@ -243,14 +243,17 @@ class SparseDecodingTest {
         INDArray x = batch(random, D_IN);
         SparseAutoencoder small = SparseAutoencoder.create(base(SaeConfig.Architecture.TOPK).k(4).build(), DataType.FLOAT);
         randomParameters(small, random);
+        small.setDecoding(SparseAutoencoder.Decoding.AUTO);
         small.forwardBackward(x);
         assertTrue(small.lastPassSparse(), "TopK k = 4 of 256");
         SparseAutoencoder large = SparseAutoencoder.create(base(SaeConfig.Architecture.TOPK).k(128).build(), DataType.FLOAT);
         randomParameters(large, random);
+        large.setDecoding(SparseAutoencoder.Decoding.AUTO);
         large.forwardBackward(x);
         assertFalse(large.lastPassSparse(), "TopK k = 128 of 256");
 
         JumpReluSae jump = (JumpReluSae) SparseAutoencoder.create(base(SaeConfig.Architecture.JUMPRELU).build(), DataType.FLOAT);
+        jump.setDecoding(SparseAutoencoder.Decoding.AUTO);
         randomParameters(jump, random);
         jump.logThreshold().assign(Math.log(4.0));
         double sparseL0 = jump.forwardBackward(x).l0();

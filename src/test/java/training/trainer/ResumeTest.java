@@ -80,6 +80,19 @@ class ResumeTest {
         resumesToTheSameWeights(config(SaeConfig.Architecture.BATCHTOPK).auxKCoefficient(0.5).build(), dir.resolve("a"), dir.resolve("b"));
     }
 
+    /** TopK at a small L0 takes the sparse decoding path (the cost model's choice), which must resume exactly too. */
+    @Test
+    void topKOnTheSparsePathResumes() {
+        resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).build(), dir.resolve("a"), dir.resolve("b"));
+    }
+
+    @Test
+    void topKWithDeadLatentsOnTheSparsePathResumes() {
+        // Dead latents within the run (a short window) bring AuxK's sparse term in.
+        resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).auxKCoefficient(1.0 / 32).kAux(8)
+                .deadWindowTokens(BATCH).build(), dir.resolve("a"), dir.resolve("b"));
+    }
+
     @Test
     void aDifferentConfigCannotResume() {
         SaeConfig config = config(SaeConfig.Architecture.RELU).build();
