@@ -13,6 +13,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.nio.FloatBuffer;
+import org.bytedeco.javacpp.FloatPointer;
+
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
 import java.nio.file.Path;
 
 /**
@@ -289,7 +295,6 @@ public final class TransformerModel {
         Buffers b = pass.buffers;
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
-
         normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN1_SCALE, l));
         pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
         applyGain(b.normed, w.norm1(), b.rows);
@@ -341,8 +346,160 @@ public final class TransformerModel {
         return (float) scale;
     }
 
-    /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
+    /**
+     * Query rows per block of the attention products. Blocks let each product skip the masked
+     * columns right of the diagonal, and 32 x 128 x 64 stays within OpenBLAS's single-thread size,
+     * so every (sequence, head) runs whole on one core of the loop.
+     */
+    private static final int ATTENTION_BLOCK = 32;
+
+    /** True when ND4J's host memory can go straight to OpenBLAS (the CPU backend); else batched matmuls. */
+    private static final boolean HOST_BLAS = hostBlas();
+
+    private static boolean hostBlas() {
+        try {
+            return Nd4j.getBackend().getClass().getName().contains("Cpu")
+                    && org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor >= 0;
+        } catch (NoClassDefFoundError | UnsatisfiedLinkError e) {
+            return false;
+        }
+    }
+
+    /**
+     * Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]: RoPE
+     * in place on the q|k columns, then per (sequence, head) both products as OpenBLAS calls on
+     * strided views of qkv (no head-major copies), in row blocks that stop at the diagonal (and
+     * start at a sliding window's edge), with the softmax between them and the context written
+     * straight into its head's columns of merged.
+     */
     private void attention(int layer, Buffers b, Pass pass) {
+        if (!HOST_BLAS) {
+            attentionBatched(layer, b, pass);
+            return;
+        }
+        int heads = config.nHeads();
+        int kvHeads = config.nKvHeads();
+        int headDim = config.headDim();
+        int group = heads / kvHeads;
+        int qDim = config.qDim();
+        int kvDim = config.kvDim();
+        int width = qDim + 2 * kvDim;
+        int seqLen = b.seqLen;
+        float[][] rope = ropeInverseFrequencies == null ? null : ropeTable(seqLen);
+        int rotaryHalf = config.rotaryDim() / 2;
+        FloatBuffer qkv = b.qkv.view;
+        if (rope != null) {
+            ParallelLoops.forEach(b.rows, r -> {
+                float[] row = new float[qDim + kvDim];
+                qkv.get(r * width, row);
+                for (int h = 0; h < heads + kvHeads; h++) {
+                    rotate(row, h * headDim, r % seqLen, rope, rotaryHalf);
+                }
+                qkv.put(r * width, row);
+            });
+        }
+        float scoreScale = scoreScale(layer);
+        float cap = (float) config.attentionSoftcap();
+        int window = config.windowAt(layer);
+        HookPoint patternHook = new HookPoint(Kind.ATTN_PATTERN, layer);
+        // A touched pattern is visited (and may be replaced) whole before any context product.
+        boolean fused = !pass.request.touches(patternHook);
+        FloatBuffer scores = b.scores.view;
+        org.bytedeco.javacpp.Pointer qkvBase = b.qkv.array.data().addressPointer();
+        org.bytedeco.javacpp.Pointer scoresBase = b.scores.array.data().addressPointer();
+        org.bytedeco.javacpp.Pointer mergedBase = b.merged.array.data().addressPointer();
+        ParallelLoops.forEach(b.batch * heads, bh -> {
+            int s = bh / heads;
+            int h = bh % heads;
+            int kvHead = h / group;
+            FloatPointer a = new FloatPointer(qkvBase);
+            FloatPointer bt = new FloatPointer(qkvBase);
+            FloatPointer c = new FloatPointer(scoresBase);
+            FloatPointer out = new FloatPointer(mergedBase);
+            float[] p = new float[ATTENTION_BLOCK * seqLen];
+            int block = bh * seqLen * seqLen;
+            for (int r0 = 0; r0 < seqLen; r0 += ATTENTION_BLOCK) {
+                int r1 = Math.min(seqLen, r0 + ATTENTION_BLOCK);
+                int c0 = window > 0 ? Math.max(0, r0 - window + 1) : 0;
+                int rows = r1 - r0;
+                // scores[r0:r1, c0:r1] = scale * q[r0:r1] k[c0:r1]^T
+                a.position((long) (s * seqLen + r0) * width + h * headDim);
+                bt.position((long) (s * seqLen + c0) * width + qDim + kvHead * headDim);
+                c.position((long) block + r0 * seqLen + c0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - c0, headDim, scoreScale,
+                        a, width, bt, width, 0f, c, seqLen);
+                scores.get(block + r0 * seqLen, p, 0, rows * seqLen);
+                for (int i = r0; i < r1; i++) {
+                    softmaxRow(p, (i - r0) * seqLen, seqLen, window > 0 ? Math.max(0, i - window + 1) : 0, i, cap);
+                }
+                scores.put(block + r0 * seqLen, p, 0, rows * seqLen);
+                if (fused) {
+                    context(c, bt, out, s, h, kvHead, r0, r1, c0, r1, block, width, seqLen);
+                }
+            }
+        });
+        if (!fused) {
+            pass.visit(patternHook, b.pattern);
+            ParallelLoops.forEach(b.batch * heads, bh -> {
+                int s = bh / heads;
+                int h = bh % heads;
+                FloatPointer a = new FloatPointer(scoresBase);
+                FloatPointer v = new FloatPointer(qkvBase);
+                FloatPointer out = new FloatPointer(mergedBase);
+                for (int r0 = 0; r0 < seqLen; r0 += ATTENTION_BLOCK) {
+                    // Every column: a replaced pattern need not be causal.
+                    context(a, v, out, s, h, h / group, r0, Math.min(seqLen, r0 + ATTENTION_BLOCK), 0, seqLen,
+                            bh * seqLen * seqLen, width, seqLen);
+                }
+            });
+        }
+    }
+
+    /**
+     * merged[s, r0:r1, head h] = pattern[r0:r1, c0:c1] v[c0:c1]; the three pointers are the
+     * caller's scratch views, repositioned here.
+     */
+    private void context(FloatPointer pattern, FloatPointer v, FloatPointer out, int s, int h, int kvHead,
+                         int r0, int r1, int c0, int c1, int block, int width, int seqLen) {
+        int qDim = config.qDim();
+        int headDim = config.headDim();
+        pattern.position((long) block + r0 * seqLen + c0);
+        v.position((long) (s * seqLen + c0) * width + qDim + config.kvDim() + kvHead * headDim);
+        out.position((long) (s * seqLen + r0) * qDim + h * headDim);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, headDim, c1 - c0, 1f,
+                pattern, seqLen, v, width, 0f, out, qDim);
+    }
+
+    /**
+     * One row of scaled scores to its pattern in place: Gemma-2's soft-cap, the softmax over the
+     * visible columns [first, last], zeros elsewhere.
+     */
+    private static void softmaxRow(float[] p, int rowStart, int seqLen, int first, int last, float cap) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            float score = p[j];
+            if (cap > 0) { // Gemma-2: cap * tanh(score / cap), before the mask and softmax
+                score = cap * tanh(score / cap);
+                p[j] = score;
+            }
+            max = Math.max(max, score);
+        }
+        double sum = 0;
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            float e = (float) Math.exp(p[j] - max);
+            p[j] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            p[j] *= inv;
+        }
+        java.util.Arrays.fill(p, rowStart, rowStart + first, 0f);
+        java.util.Arrays.fill(p, rowStart + last + 1, rowStart + seqLen, 0f);
+    }
+
+    /** The batched-matmul attention for backends whose memory OpenBLAS cannot read (CUDA). */
+    private void attentionBatched(int layer, Buffers b, Pass pass) {
         int heads = config.nHeads();
         int headDim = config.headDim();
         int group = heads / config.nKvHeads();
@@ -507,6 +664,11 @@ public final class TransformerModel {
      * rotary_pct share): pairs (i, i + half) rotate by position * frequency i; the rest pass through.
      */
     private static void rotate(float[] vec, int position, float[][] rope, int half) {
+        rotate(vec, 0, position, rope, half);
+    }
+
+    /** The same on the head starting at {@code from} in {@code vec}. */
+    private static void rotate(float[] vec, int from, int position, float[][] rope, int half) {
         if (rope == null) {
             return;
         }
@@ -514,10 +676,10 @@ public final class TransformerModel {
         for (int i = 0; i < half; i++) {
             float cos = rope[0][base + i];
             float sin = rope[1][base + i];
-            float x1 = vec[i];
-            float x2 = vec[i + half];
-            vec[i] = x1 * cos - x2 * sin;
-            vec[i + half] = x2 * cos + x1 * sin;
+            float x1 = vec[from + i];
+            float x2 = vec[from + i + half];
+            vec[from + i] = x1 * cos - x2 * sin;
+            vec[from + i + half] = x2 * cos + x1 * sin;
         }
     }
 
@@ -822,11 +984,12 @@ public final class TransformerModel {
             resid = new Tensor(rows, c.dModel());
             normed = new Tensor(rows, c.dModel());
             qkv = new Tensor(rows, c.qDim() + 2L * c.kvDim());
-            q = new Tensor(bh, seqLen, c.headDim());
-            k = new Tensor(bh, seqLen, c.headDim());
-            v = new Tensor(bh, seqLen, c.headDim());
+            // Head-major copies only for the batched fallback; the host path reads qkv in place.
+            q = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
+            k = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
+            v = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
             scores = new Tensor(bh, seqLen, seqLen);
-            context = new Tensor(bh, seqLen, c.headDim());
+            context = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
             merged = new Tensor(rows, c.qDim());
             attnOut = new Tensor(rows, c.dModel());
             boolean gated = c.gatedMlp();
