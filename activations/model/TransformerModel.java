@@ -295,45 +295,52 @@ public final class TransformerModel {
         Buffers b = pass.buffers;
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
-        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN1_SCALE, l));
-        pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
-        applyGain(b.normed, w.norm1(), b.rows);
+        norm(b.resid, b.normed, pass, new HookPoint(Kind.LN1_SCALE, l), new HookPoint(Kind.LN1_NORMALIZED, l), w.norm1());
         linear(w.qkv(), b.normed, b.qkv);
         if (pass.cache == null) {
             attention(l, b, pass);
         } else {
             cachedAttention(l, pass);
         }
-        linear(w.attnOut(), b.merged, b.attnOut);
-        if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
-            normalize(b.attnOut, b.attnOut, b.rows, pass, null);
-            pass.visit(new HookPoint(Kind.LN1_POST_NORMALIZED, l), b.attnOut);
-            applyGain(b.attnOut, w.postAttnNorm(), b.rows);
+        HookPoint attnOutHook = new HookPoint(Kind.ATTN_OUT, l);
+        // Without a sandwich norm or a hook on it, the output projection accumulates straight into
+        // the residual stream (gemm with beta 1): no attnOut buffer pass and no separate add.
+        boolean attnIntoResid = w.postAttnNorm() == null && !config.parallelResidual() && !pass.request.touches(attnOutHook);
+        if (attnIntoResid) {
+            linear(w.attnOut(), b.merged, b.resid, 1.0);
+        } else {
+            linear(w.attnOut(), b.merged, b.attnOut, 0.0);
+            if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
+                norm(b.attnOut, b.attnOut, pass, null, new HookPoint(Kind.LN1_POST_NORMALIZED, l), w.postAttnNorm());
+            }
+            pass.visit(attnOutHook, b.attnOut);
         }
-        pass.visit(new HookPoint(Kind.ATTN_OUT, l), b.attnOut);
         if (!config.parallelResidual()) {
-            b.resid.array.addi(b.attnOut.array);
+            if (!attnIntoResid) {
+                b.resid.array.addi(b.attnOut.array);
+            }
             pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
         } // else (GPT-NeoX) the MLP also reads the block input and both outputs are added at the end
 
-        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN2_SCALE, l));
-        pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
-        applyGain(b.normed, w.norm2(), b.rows);
+        norm(b.resid, b.normed, pass, new HookPoint(Kind.LN2_SCALE, l), new HookPoint(Kind.LN2_NORMALIZED, l), w.norm2());
         pass.visit(new HookPoint(Kind.MLP_IN, l), b.normed);
         linear(w.mlpIn(), b.normed, b.mlpIn);
         Tensor hidden = mlpActivation(b);
         pass.visit(new HookPoint(Kind.MLP_POST, l), hidden);
-        linear(w.mlpOut(), hidden, b.mlpOut);
-        if (w.postMlpNorm() != null) {
-            normalize(b.mlpOut, b.mlpOut, b.rows, pass, null);
-            pass.visit(new HookPoint(Kind.LN2_POST_NORMALIZED, l), b.mlpOut);
-            applyGain(b.mlpOut, w.postMlpNorm(), b.rows);
-        }
-        pass.visit(new HookPoint(Kind.MLP_OUT, l), b.mlpOut);
+        HookPoint mlpOutHook = new HookPoint(Kind.MLP_OUT, l);
         if (config.parallelResidual()) {
             b.resid.array.addi(b.attnOut.array);
         }
-        b.resid.array.addi(b.mlpOut.array);
+        if (w.postMlpNorm() == null && !pass.request.touches(mlpOutHook)) {
+            linear(w.mlpOut(), hidden, b.resid, 1.0); // accumulate into the residual, as above
+        } else {
+            linear(w.mlpOut(), hidden, b.mlpOut, 0.0);
+            if (w.postMlpNorm() != null) {
+                norm(b.mlpOut, b.mlpOut, pass, null, new HookPoint(Kind.LN2_POST_NORMALIZED, l), w.postMlpNorm());
+            }
+            pass.visit(mlpOutHook, b.mlpOut);
+            b.resid.array.addi(b.mlpOut.array);
+        }
         pass.visit(new HookPoint(Kind.RESID_POST, l), b.resid);
     }
 
@@ -859,6 +866,11 @@ public final class TransformerModel {
      * a replaced scale (frozen norms) is the one applied.
      */
     private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook) {
+        normalize(in, out, rows, pass, scaleHook, null);
+    }
+
+    /** The same, then {@code fusedGain}'s gain and bias (when not null) in the same pass over each row. */
+    private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook, Norm fusedGain) {
         boolean layerNorm = config.norm() == ModelConfig.NormKind.LAYER;
         int d = config.dModel();
         FloatBuffer x = in.view;
@@ -872,21 +884,58 @@ public final class TransformerModel {
         ParallelLoops.forEach(rows, r -> {
             float[] row = new float[d]; // bulk copies: element-wise FloatBuffer access dominated
             x.get(r * d, row);
+            // Four independent sums: one chained double add per element was latency-bound.
             double mean = 0;
             if (layerNorm) {
-                for (int i = 0; i < d; i++) {
-                    mean += row[i];
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                int i = 0;
+                for (; i + 3 < d; i += 4) {
+                    s0 += row[i];
+                    s1 += row[i + 1];
+                    s2 += row[i + 2];
+                    s3 += row[i + 3];
                 }
-                mean /= d;
+                for (; i < d; i++) {
+                    s0 += row[i];
+                }
+                mean = (s0 + s1 + s2 + s3) / d;
             }
-            double squares = 0;
-            for (int i = 0; i < d; i++) {
-                double c = row[i] - mean;
-                squares += c * c;
+            double inv;
+            if (scale == null) {
+                double q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+                int i = 0;
+                for (; i + 3 < d; i += 4) {
+                    double c0 = row[i] - mean;
+                    double c1 = row[i + 1] - mean;
+                    double c2 = row[i + 2] - mean;
+                    double c3 = row[i + 3] - mean;
+                    q0 += c0 * c0;
+                    q1 += c1 * c1;
+                    q2 += c2 * c2;
+                    q3 += c3 * c3;
+                }
+                for (; i < d; i++) {
+                    double c = row[i] - mean;
+                    q0 += c * c;
+                }
+                inv = 1.0 / Math.sqrt((q0 + q1 + q2 + q3) / d + eps);
+            } else {
+                inv = 1.0 / scale.get(r);
             }
-            double inv = scale == null ? 1.0 / Math.sqrt(squares / d + eps) : 1.0 / scale.get(r);
             for (int i = 0; i < d; i++) {
                 row[i] = (float) ((row[i] - mean) * inv);
+            }
+            if (fusedGain != null) {
+                float[] gain = fusedGain.gain();
+                float[] bias = fusedGain.bias();
+                for (int i = 0; i < d; i++) {
+                    row[i] *= gain[i];
+                }
+                if (bias != null) {
+                    for (int i = 0; i < d; i++) {
+                        row[i] += bias[i];
+                    }
+                }
             }
             y.put(r * d, row);
         });
@@ -926,9 +975,28 @@ public final class TransformerModel {
     }
 
     private static void linear(Linear w, Tensor in, Tensor out) {
-        Nd4j.gemm(in.array, w.weight(), out.array, false, w.transposed(), 1.0, 0.0);
+        linear(w, in, out, 0.0);
+    }
+
+    /** out = in @ W + bias + beta * out (beta 1: accumulate into out). */
+    private static void linear(Linear w, Tensor in, Tensor out, double beta) {
+        Nd4j.gemm(in.array, w.weight(), out.array, false, w.transposed(), 1.0, beta);
         if (w.bias() != null) {
             out.array.addiRowVector(w.bias());
+        }
+    }
+
+    /**
+     * A norm with its gain (and bias): the normalized rows go through {@code normalizedHook} before
+     * the gain when the pass touches it; otherwise the gain is applied in the same pass over the rows.
+     */
+    private void norm(Tensor in, Tensor out, Pass pass, HookPoint scaleHook, HookPoint normalizedHook, Norm gain) {
+        if (pass.request.touches(normalizedHook)) {
+            normalize(in, out, pass.buffers.rows, pass, scaleHook, null);
+            pass.visit(normalizedHook, out);
+            applyGain(out, gain, pass.buffers.rows);
+        } else {
+            normalize(in, out, pass.buffers.rows, pass, scaleHook, gain);
         }
     }
 
