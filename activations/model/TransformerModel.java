@@ -408,6 +408,8 @@ public final class TransformerModel {
         float scoreScale = scoreScale(layer);
         float cap = (float) config.attentionSoftcap();
         int window = config.windowAt(layer);
+        // Rows per block kept within OpenBLAS's single-thread size (rows x seqLen x headDim <= 2^18) at wide heads.
+        int blockRows = Math.max(8, Math.min(ATTENTION_BLOCK, (1 << 18) / (seqLen * headDim)));
         HookPoint patternHook = new HookPoint(Kind.ATTN_PATTERN, layer);
         // A touched pattern is visited (and may be replaced) whole before any context product.
         boolean fused = !pass.request.touches(patternHook);
@@ -423,10 +425,10 @@ public final class TransformerModel {
             FloatPointer bt = new FloatPointer(qkvBase);
             FloatPointer c = new FloatPointer(scoresBase);
             FloatPointer out = new FloatPointer(mergedBase);
-            float[] p = new float[ATTENTION_BLOCK * seqLen];
+            float[] p = new float[blockRows * seqLen];
             int block = bh * seqLen * seqLen;
-            for (int r0 = 0; r0 < seqLen; r0 += ATTENTION_BLOCK) {
-                int r1 = Math.min(seqLen, r0 + ATTENTION_BLOCK);
+            for (int r0 = 0; r0 < seqLen; r0 += blockRows) {
+                int r1 = Math.min(seqLen, r0 + blockRows);
                 int c0 = window > 0 ? Math.max(0, r0 - window + 1) : 0;
                 int rows = r1 - r0;
                 // scores[r0:r1, c0:r1] = scale * q[r0:r1] k[c0:r1]^T
@@ -453,9 +455,9 @@ public final class TransformerModel {
                 FloatPointer a = new FloatPointer(scoresBase);
                 FloatPointer v = new FloatPointer(qkvBase);
                 FloatPointer out = new FloatPointer(mergedBase);
-                for (int r0 = 0; r0 < seqLen; r0 += ATTENTION_BLOCK) {
+                for (int r0 = 0; r0 < seqLen; r0 += blockRows) {
                     // Every column: a replaced pattern need not be causal.
-                    context(a, v, out, s, h, h / group, r0, Math.min(seqLen, r0 + ATTENTION_BLOCK), 0, seqLen,
+                    context(a, v, out, s, h, h / group, r0, Math.min(seqLen, r0 + blockRows), 0, seqLen,
                             bh * seqLen * seqLen, width, seqLen);
                 }
             });
