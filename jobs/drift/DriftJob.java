@@ -111,16 +111,7 @@ public final class DriftJob {
         }
         java.nio.file.Path page = DriftPage.write(localNew, report, localOld);
         for (String name : new String[] {page.getFileName().toString(), "index.html"}) {
-            StagedOutput.file(conf, new Path(newDashboard, name).toString(), true,
-                    file -> copy(localNew.resolve(name), file));
-        }
-    }
-
-    private static void copy(java.nio.file.Path from, java.nio.file.Path to) {
-        try {
-            Files.copy(from, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            StagedOutput.fileFrom(conf, localNew.resolve(name), new Path(newDashboard, name).toString());
         }
     }
 }

@@ -72,17 +72,26 @@ public final class StagedOutput {
      * the manifest, so that in place (object stores) the marker appears only over a complete output.
      */
     public static void upload(Configuration conf, java.nio.file.Path local, OutputDirectory out) throws IOException {
-        FileSystem fs = out.staging().getFileSystem(conf);
-        java.nio.file.Path manifest = local.resolve(out.manifestName());
+        uploadTree(out.staging().getFileSystem(conf), local, out.staging(), out.manifestName(), p -> true);
+    }
+
+    /**
+     * Copies the files of {@code local} that {@code include} accepts (by path relative to it) to
+     * {@code target}, keeping their relative paths; {@code manifestName} (null: none) goes last.
+     */
+    static void uploadTree(FileSystem fs, java.nio.file.Path local, Path target, String manifestName,
+                           java.util.function.Predicate<java.nio.file.Path> include) throws IOException {
+        java.nio.file.Path manifest = manifestName == null ? null : local.resolve(manifestName);
         java.util.List<java.nio.file.Path> files;
         try (java.util.stream.Stream<java.nio.file.Path> walk = Files.walk(local)) {
-            files = walk.filter(Files::isRegularFile).filter(p -> !p.equals(manifest)).sorted().toList();
+            files = walk.filter(Files::isRegularFile).filter(p -> !p.equals(manifest) && include.test(local.relativize(p)))
+                    .sorted().toList();
         }
         for (java.nio.file.Path file : files) {
-            copy(fs, file, new Path(out.staging(), local.relativize(file).toString().replace(java.io.File.separatorChar, '/')));
+            copy(fs, file, new Path(target, local.relativize(file).toString().replace(java.io.File.separatorChar, '/')));
         }
-        if (Files.isRegularFile(manifest)) {
-            copy(fs, manifest, new Path(out.staging(), out.manifestName()));
+        if (manifest != null && Files.isRegularFile(manifest)) {
+            copy(fs, manifest, new Path(target, manifestName));
         }
     }
 
@@ -105,13 +114,7 @@ public final class StagedOutput {
             writer.write(local);
             try (java.util.stream.Stream<java.nio.file.Path> list = Files.list(local)) {
                 for (java.nio.file.Path file : list.filter(Files::isRegularFile).sorted().toList()) {
-                    file(conf, new Path(targetDir, file.getFileName().toString()).toString(), true, to -> {
-                        try {
-                            Files.copy(file, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                        } catch (IOException e) {
-                            throw new UncheckedIOException(e);
-                        }
-                    });
+                    fileFrom(conf, file, new Path(targetDir, file.getFileName().toString()).toString());
                 }
             }
         } catch (IOException e) {
@@ -121,6 +124,17 @@ public final class StagedOutput {
                 FileUtil.fullyDelete(local.toFile());
             }
         }
+    }
+
+    /** A local file published as {@code target} (see {@link #file}), replacing what is there. */
+    public static void fileFrom(Configuration conf, java.nio.file.Path local, String target) {
+        file(conf, target, true, to -> {
+            try {
+                Files.copy(local, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     /** One file, written beside its target and renamed into place; an existing file only with {@code overwrite}. */

@@ -15,7 +15,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HashSet;
 import java.util.HexFormat;
-import java.util.List;
 import java.util.Set;
 import java.util.stream.Stream;
 
@@ -103,7 +102,7 @@ public final class TrainingOutput implements AutoCloseable {
             Path remoteCheckpoints = new Path(target, CHECKPOINTS);
             Path remoteDir = new Path(remoteCheckpoints, directory.getFileName().toString());
             fs.delete(remoteDir, true);
-            uploadTree(directory, remoteDir);
+            StagedOutput.uploadTree(fs, directory, remoteDir, null, p -> true);
             java.nio.file.Path metrics = local.resolve(METRICS);
             if (Files.isRegularFile(metrics)) {
                 upload(metrics, new Path(target, METRICS));
@@ -132,19 +131,11 @@ public final class TrainingOutput implements AutoCloseable {
             return;
         }
         try {
-            java.nio.file.Path manifest = local.resolve(manifestName);
-            if (!Files.isRegularFile(manifest)) {
+            if (!Files.isRegularFile(local.resolve(manifestName))) {
                 throw new IllegalStateException("the trained dictionary in " + local + " has no " + manifestName);
             }
-            List<java.nio.file.Path> files;
-            try (Stream<java.nio.file.Path> walk = Files.walk(local)) {
-                files = walk.filter(Files::isRegularFile)
-                        .filter(p -> !p.equals(manifest) && !local.relativize(p).startsWith(CHECKPOINTS)).sorted().toList();
-            }
-            for (java.nio.file.Path file : files) {
-                upload(file, new Path(target, relative(file)));
-            }
-            upload(manifest, new Path(target, manifestName));
+            // Checkpoints went up as they were made.
+            StagedOutput.uploadTree(fs, local, target, manifestName, p -> !p.startsWith(CHECKPOINTS));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot upload the trained dictionary to " + target + ": " + e.getMessage(), e);
         }
@@ -190,16 +181,6 @@ public final class TrainingOutput implements AutoCloseable {
         return Long.parseLong(status.getPath().getName().substring("step-".length()));
     }
 
-    private void uploadTree(java.nio.file.Path dir, Path to) throws IOException {
-        List<java.nio.file.Path> files;
-        try (Stream<java.nio.file.Path> walk = Files.walk(dir)) {
-            files = walk.filter(Files::isRegularFile).sorted().toList();
-        }
-        for (java.nio.file.Path file : files) {
-            upload(file, new Path(to, dir.relativize(file).toString().replace(java.io.File.separatorChar, '/')));
-        }
-    }
-
     private void downloadTree(Path from, java.nio.file.Path to) throws IOException {
         Files.createDirectories(to);
         for (FileStatus status : fs.listStatus(from)) {
@@ -216,10 +197,6 @@ public final class TrainingOutput implements AutoCloseable {
 
     private void upload(java.nio.file.Path file, Path to) throws IOException {
         StagedOutput.copy(fs, file, to);
-    }
-
-    private String relative(java.nio.file.Path file) {
-        return local.relativize(file).toString().replace(java.io.File.separatorChar, '/');
     }
 
     private static boolean remote(Path path) {
