@@ -27,6 +27,18 @@ public final class ComputeThreads {
         ParallelLoops.limitCurrentThread(n);
     }
 
+    /**
+     * Sets every pool to all of this JVM's cores, for work that owns the whole process (training in
+     * the driver or the CLI). It must be set, not assumed: a Spark stage run earlier in the same
+     * JVM in local mode leaves the process-wide pools at its tasks' width, and reduction results
+     * depend on the thread count in their last bits. A pipeline resumed after a kill skips that
+     * stage, so without this its training differed from the uninterrupted run's (and ran on one
+     * BLAS thread in the uninterrupted one).
+     */
+    public static void useAllCores() {
+        limit(Runtime.getRuntime().availableProcessors());
+    }
+
     /** The current ND4J thread limit, to restore after {@link #limit}. */
     public static int current() {
         return Nd4j.getEnvironment().maxThreads();

@@ -1,5 +1,6 @@
 package jobs.train;
 
+import activations.model.ComputeThreads;
 import activations.table.ActivationManifest;
 import activations.table.ActivationSource;
 import activations.table.ActivationTableReader;
@@ -77,6 +78,7 @@ public final class TrainCltJob {
 
     public static Outcome train(Configuration conf, String activations, int layers, CltSettings settings, String out,
                                 boolean resume, CltTrainer.Listener progress) {
+        ComputeThreads.useAllCores(); // called in the driver only: this JVM is the run's (see useAllCores)
         Prepared prepared = prepare(conf, activations, layers, settings);
         List<String> hooks = prepared.hooks();
         CltConfig config = prepared.config();

@@ -103,6 +103,9 @@ public final class TrainSaeJob {
     /** Trains one SAE in this JVM; {@code resume} continues the run's newest checkpoint. */
     public static Outcome train(Configuration conf, String activations, Run run, boolean resume,
                                 SaeTrainer.Listener progress) {
+        if (TaskContext.get() == null) {
+            ComputeThreads.useAllCores(); // not a task: this JVM is the run's (see useAllCores)
+        }
         Path cacheDir = new Path(activations);
         ActivationManifest manifest = ActivationManifest.read(conf, cacheDir);
         int dIn = manifest.dim(run.hook());

@@ -107,7 +107,7 @@ public final class CrossLayerTranscoder {
     private INDArray work;
     private INDArray[] xInput;
 
-    private SparseAutoencoder.Decoding decoding = SparseAutoencoder.Decoding.DENSE; // as SparseAutoencoder's, for now
+    private SparseAutoencoder.Decoding decoding = SparseAutoencoder.Decoding.AUTO;
     private boolean lastSparse;
     /** Sparse path, per layer: active features, the threshold window's inactive entries, dead-feature exceptions. */
     private SparseRows[] entries;

@@ -91,11 +91,7 @@ public abstract class SparseAutoencoder {
     /** How {@link #forwardBackward} decodes: AUTO picks sparse or dense per batch (see {@link #sparsePays}). */
     public enum Decoding { AUTO, DENSE, SPARSE }
 
-    // DENSE by default for now: with AUTO, a pipeline run killed while training and resumed ends
-    // measurably away from the uninterrupted run (PipelineKillResumeTest: W_enc off by 13 % of its
-    // largest entry at TopK k 8 of 512), which the dense path never is. Benchmarks and tests choose AUTO
-    // or SPARSE explicitly until that is understood.
-    private Decoding decoding = Decoding.DENSE;
+    private Decoding decoding = Decoding.AUTO;
     private boolean lastSparse;
     /** L0 of the last dense training pass (negative before one): see {@link #denseAgain}. */
     private double lastDenseL0 = -1;
