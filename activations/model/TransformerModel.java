@@ -13,6 +13,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.nio.FloatBuffer;
+import org.bytedeco.javacpp.FloatPointer;
+
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
 import java.nio.file.Path;
 
 /**
@@ -289,46 +295,52 @@ public final class TransformerModel {
         Buffers b = pass.buffers;
         int d = config.dModel();
         pass.visit(new HookPoint(Kind.RESID_PRE, l), b.resid);
-
-        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN1_SCALE, l));
-        pass.visit(new HookPoint(Kind.LN1_NORMALIZED, l), b.normed);
-        applyGain(b.normed, w.norm1(), b.rows);
+        norm(b.resid, b.normed, pass, new HookPoint(Kind.LN1_SCALE, l), new HookPoint(Kind.LN1_NORMALIZED, l), w.norm1());
         linear(w.qkv(), b.normed, b.qkv);
         if (pass.cache == null) {
             attention(l, b, pass);
         } else {
             cachedAttention(l, pass);
         }
-        linear(w.attnOut(), b.merged, b.attnOut);
-        if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
-            normalize(b.attnOut, b.attnOut, b.rows, pass, null);
-            pass.visit(new HookPoint(Kind.LN1_POST_NORMALIZED, l), b.attnOut);
-            applyGain(b.attnOut, w.postAttnNorm(), b.rows);
+        HookPoint attnOutHook = new HookPoint(Kind.ATTN_OUT, l);
+        // Without a sandwich norm or a hook on it, the output projection accumulates straight into
+        // the residual stream (gemm with beta 1): no attnOut buffer pass and no separate add.
+        boolean attnIntoResid = w.postAttnNorm() == null && !config.parallelResidual() && !pass.request.touches(attnOutHook);
+        if (attnIntoResid) {
+            linear(w.attnOut(), b.merged, b.resid, 1.0);
+        } else {
+            linear(w.attnOut(), b.merged, b.attnOut, 0.0);
+            if (w.postAttnNorm() != null) { // Gemma-2's sandwich norm: hook_attn_out is what the residual receives
+                norm(b.attnOut, b.attnOut, pass, null, new HookPoint(Kind.LN1_POST_NORMALIZED, l), w.postAttnNorm());
+            }
+            pass.visit(attnOutHook, b.attnOut);
         }
-        pass.visit(new HookPoint(Kind.ATTN_OUT, l), b.attnOut);
         if (!config.parallelResidual()) {
-            b.resid.array.addi(b.attnOut.array);
+            if (!attnIntoResid) {
+                b.resid.array.addi(b.attnOut.array);
+            }
             pass.visit(new HookPoint(Kind.RESID_MID, l), b.resid);
         } // else (GPT-NeoX) the MLP also reads the block input and both outputs are added at the end
 
-        normalize(b.resid, b.normed, b.rows, pass, new HookPoint(Kind.LN2_SCALE, l));
-        pass.visit(new HookPoint(Kind.LN2_NORMALIZED, l), b.normed);
-        applyGain(b.normed, w.norm2(), b.rows);
+        norm(b.resid, b.normed, pass, new HookPoint(Kind.LN2_SCALE, l), new HookPoint(Kind.LN2_NORMALIZED, l), w.norm2());
         pass.visit(new HookPoint(Kind.MLP_IN, l), b.normed);
         linear(w.mlpIn(), b.normed, b.mlpIn);
         Tensor hidden = mlpActivation(b);
         pass.visit(new HookPoint(Kind.MLP_POST, l), hidden);
-        linear(w.mlpOut(), hidden, b.mlpOut);
-        if (w.postMlpNorm() != null) {
-            normalize(b.mlpOut, b.mlpOut, b.rows, pass, null);
-            pass.visit(new HookPoint(Kind.LN2_POST_NORMALIZED, l), b.mlpOut);
-            applyGain(b.mlpOut, w.postMlpNorm(), b.rows);
-        }
-        pass.visit(new HookPoint(Kind.MLP_OUT, l), b.mlpOut);
+        HookPoint mlpOutHook = new HookPoint(Kind.MLP_OUT, l);
         if (config.parallelResidual()) {
             b.resid.array.addi(b.attnOut.array);
         }
-        b.resid.array.addi(b.mlpOut.array);
+        if (w.postMlpNorm() == null && !pass.request.touches(mlpOutHook)) {
+            linear(w.mlpOut(), hidden, b.resid, 1.0); // accumulate into the residual, as above
+        } else {
+            linear(w.mlpOut(), hidden, b.mlpOut, 0.0);
+            if (w.postMlpNorm() != null) {
+                norm(b.mlpOut, b.mlpOut, pass, null, new HookPoint(Kind.LN2_POST_NORMALIZED, l), w.postMlpNorm());
+            }
+            pass.visit(mlpOutHook, b.mlpOut);
+            b.resid.array.addi(b.mlpOut.array);
+        }
         pass.visit(new HookPoint(Kind.RESID_POST, l), b.resid);
     }
 
@@ -341,8 +353,162 @@ public final class TransformerModel {
         return (float) scale;
     }
 
-    /** Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]. */
+    /**
+     * Query rows per block of the attention products. Blocks let each product skip the masked
+     * columns right of the diagonal, and 32 x 128 x 64 stays within OpenBLAS's single-thread size,
+     * so every (sequence, head) runs whole on one core of the loop.
+     */
+    private static final int ATTENTION_BLOCK = 32;
+
+    /** True when ND4J's host memory can go straight to OpenBLAS (the CPU backend); else batched matmuls. */
+    private static final boolean HOST_BLAS = hostBlas();
+
+    private static boolean hostBlas() {
+        try {
+            return Nd4j.getBackend().getClass().getName().contains("Cpu")
+                    && org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor >= 0;
+        } catch (NoClassDefFoundError | UnsatisfiedLinkError e) {
+            return false;
+        }
+    }
+
+    /**
+     * Causal self-attention from the fused q|k|v projection into {@code merged} [rows, qDim]: RoPE
+     * in place on the q|k columns, then per (sequence, head) both products as OpenBLAS calls on
+     * strided views of qkv (no head-major copies), in row blocks that stop at the diagonal (and
+     * start at a sliding window's edge), with the softmax between them and the context written
+     * straight into its head's columns of merged.
+     */
     private void attention(int layer, Buffers b, Pass pass) {
+        if (!HOST_BLAS) {
+            attentionBatched(layer, b, pass);
+            return;
+        }
+        int heads = config.nHeads();
+        int kvHeads = config.nKvHeads();
+        int headDim = config.headDim();
+        int group = heads / kvHeads;
+        int qDim = config.qDim();
+        int kvDim = config.kvDim();
+        int width = qDim + 2 * kvDim;
+        int seqLen = b.seqLen;
+        float[][] rope = ropeInverseFrequencies == null ? null : ropeTable(seqLen);
+        int rotaryHalf = config.rotaryDim() / 2;
+        FloatBuffer qkv = b.qkv.view;
+        if (rope != null) {
+            ParallelLoops.forEach(b.rows, r -> {
+                float[] row = new float[qDim + kvDim];
+                qkv.get(r * width, row);
+                for (int h = 0; h < heads + kvHeads; h++) {
+                    rotate(row, h * headDim, r % seqLen, rope, rotaryHalf);
+                }
+                qkv.put(r * width, row);
+            });
+        }
+        float scoreScale = scoreScale(layer);
+        float cap = (float) config.attentionSoftcap();
+        int window = config.windowAt(layer);
+        // Rows per block kept within OpenBLAS's single-thread size (rows x seqLen x headDim <= 2^18) at wide heads.
+        int blockRows = Math.max(8, Math.min(ATTENTION_BLOCK, (1 << 18) / (seqLen * headDim)));
+        HookPoint patternHook = new HookPoint(Kind.ATTN_PATTERN, layer);
+        // A touched pattern is visited (and may be replaced) whole before any context product.
+        boolean fused = !pass.request.touches(patternHook);
+        FloatBuffer scores = b.scores.view;
+        org.bytedeco.javacpp.Pointer qkvBase = b.qkv.array.data().addressPointer();
+        org.bytedeco.javacpp.Pointer scoresBase = b.scores.array.data().addressPointer();
+        org.bytedeco.javacpp.Pointer mergedBase = b.merged.array.data().addressPointer();
+        ParallelLoops.forEach(b.batch * heads, bh -> {
+            int s = bh / heads;
+            int h = bh % heads;
+            int kvHead = h / group;
+            FloatPointer a = new FloatPointer(qkvBase);
+            FloatPointer bt = new FloatPointer(qkvBase);
+            FloatPointer c = new FloatPointer(scoresBase);
+            FloatPointer out = new FloatPointer(mergedBase);
+            float[] p = new float[blockRows * seqLen];
+            int block = bh * seqLen * seqLen;
+            for (int r0 = 0; r0 < seqLen; r0 += blockRows) {
+                int r1 = Math.min(seqLen, r0 + blockRows);
+                int c0 = window > 0 ? Math.max(0, r0 - window + 1) : 0;
+                int rows = r1 - r0;
+                // scores[r0:r1, c0:r1] = scale * q[r0:r1] k[c0:r1]^T
+                a.position((long) (s * seqLen + r0) * width + h * headDim);
+                bt.position((long) (s * seqLen + c0) * width + qDim + kvHead * headDim);
+                c.position((long) block + r0 * seqLen + c0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1 - c0, headDim, scoreScale,
+                        a, width, bt, width, 0f, c, seqLen);
+                scores.get(block + r0 * seqLen, p, 0, rows * seqLen);
+                for (int i = r0; i < r1; i++) {
+                    softmaxRow(p, (i - r0) * seqLen, seqLen, window > 0 ? Math.max(0, i - window + 1) : 0, i, cap);
+                }
+                scores.put(block + r0 * seqLen, p, 0, rows * seqLen);
+                if (fused) {
+                    context(c, bt, out, s, h, kvHead, r0, r1, c0, r1, block, width, seqLen);
+                }
+            }
+        });
+        if (!fused) {
+            pass.visit(patternHook, b.pattern);
+            ParallelLoops.forEach(b.batch * heads, bh -> {
+                int s = bh / heads;
+                int h = bh % heads;
+                FloatPointer a = new FloatPointer(scoresBase);
+                FloatPointer v = new FloatPointer(qkvBase);
+                FloatPointer out = new FloatPointer(mergedBase);
+                for (int r0 = 0; r0 < seqLen; r0 += blockRows) {
+                    // Every column: a replaced pattern need not be causal.
+                    context(a, v, out, s, h, h / group, r0, Math.min(seqLen, r0 + blockRows), 0, seqLen,
+                            bh * seqLen * seqLen, width, seqLen);
+                }
+            });
+        }
+    }
+
+    /**
+     * merged[s, r0:r1, head h] = pattern[r0:r1, c0:c1] v[c0:c1]; the three pointers are the
+     * caller's scratch views, repositioned here.
+     */
+    private void context(FloatPointer pattern, FloatPointer v, FloatPointer out, int s, int h, int kvHead,
+                         int r0, int r1, int c0, int c1, int block, int width, int seqLen) {
+        int qDim = config.qDim();
+        int headDim = config.headDim();
+        pattern.position((long) block + r0 * seqLen + c0);
+        v.position((long) (s * seqLen + c0) * width + qDim + config.kvDim() + kvHead * headDim);
+        out.position((long) (s * seqLen + r0) * qDim + h * headDim);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, headDim, c1 - c0, 1f,
+                pattern, seqLen, v, width, 0f, out, qDim);
+    }
+
+    /**
+     * One row of scaled scores to its pattern in place: Gemma-2's soft-cap, the softmax over the
+     * visible columns [first, last], zeros elsewhere.
+     */
+    private static void softmaxRow(float[] p, int rowStart, int seqLen, int first, int last, float cap) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            float score = p[j];
+            if (cap > 0) { // Gemma-2: cap * tanh(score / cap), before the mask and softmax
+                score = cap * tanh(score / cap);
+                p[j] = score;
+            }
+            max = Math.max(max, score);
+        }
+        double sum = 0;
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            float e = (float) Math.exp(p[j] - max);
+            p[j] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        for (int j = rowStart + first; j <= rowStart + last; j++) {
+            p[j] *= inv;
+        }
+        java.util.Arrays.fill(p, rowStart, rowStart + first, 0f);
+        java.util.Arrays.fill(p, rowStart + last + 1, rowStart + seqLen, 0f);
+    }
+
+    /** The batched-matmul attention for backends whose memory OpenBLAS cannot read (CUDA). */
+    private void attentionBatched(int layer, Buffers b, Pass pass) {
         int heads = config.nHeads();
         int headDim = config.headDim();
         int group = heads / config.nKvHeads();
@@ -507,6 +673,11 @@ public final class TransformerModel {
      * rotary_pct share): pairs (i, i + half) rotate by position * frequency i; the rest pass through.
      */
     private static void rotate(float[] vec, int position, float[][] rope, int half) {
+        rotate(vec, 0, position, rope, half);
+    }
+
+    /** The same on the head starting at {@code from} in {@code vec}. */
+    private static void rotate(float[] vec, int from, int position, float[][] rope, int half) {
         if (rope == null) {
             return;
         }
@@ -514,10 +685,10 @@ public final class TransformerModel {
         for (int i = 0; i < half; i++) {
             float cos = rope[0][base + i];
             float sin = rope[1][base + i];
-            float x1 = vec[i];
-            float x2 = vec[i + half];
-            vec[i] = x1 * cos - x2 * sin;
-            vec[i + half] = x2 * cos + x1 * sin;
+            float x1 = vec[from + i];
+            float x2 = vec[from + i + half];
+            vec[from + i] = x1 * cos - x2 * sin;
+            vec[from + i + half] = x2 * cos + x1 * sin;
         }
     }
 
@@ -697,6 +868,11 @@ public final class TransformerModel {
      * a replaced scale (frozen norms) is the one applied.
      */
     private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook) {
+        normalize(in, out, rows, pass, scaleHook, null);
+    }
+
+    /** The same, then {@code fusedGain}'s gain and bias (when not null) in the same pass over each row. */
+    private void normalize(Tensor in, Tensor out, int rows, Pass pass, HookPoint scaleHook, Norm fusedGain) {
         boolean layerNorm = config.norm() == ModelConfig.NormKind.LAYER;
         int d = config.dModel();
         FloatBuffer x = in.view;
@@ -710,21 +886,58 @@ public final class TransformerModel {
         ParallelLoops.forEach(rows, r -> {
             float[] row = new float[d]; // bulk copies: element-wise FloatBuffer access dominated
             x.get(r * d, row);
+            // Four independent sums: one chained double add per element was latency-bound.
             double mean = 0;
             if (layerNorm) {
-                for (int i = 0; i < d; i++) {
-                    mean += row[i];
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                int i = 0;
+                for (; i + 3 < d; i += 4) {
+                    s0 += row[i];
+                    s1 += row[i + 1];
+                    s2 += row[i + 2];
+                    s3 += row[i + 3];
                 }
-                mean /= d;
+                for (; i < d; i++) {
+                    s0 += row[i];
+                }
+                mean = (s0 + s1 + s2 + s3) / d;
             }
-            double squares = 0;
-            for (int i = 0; i < d; i++) {
-                double c = row[i] - mean;
-                squares += c * c;
+            double inv;
+            if (scale == null) {
+                double q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+                int i = 0;
+                for (; i + 3 < d; i += 4) {
+                    double c0 = row[i] - mean;
+                    double c1 = row[i + 1] - mean;
+                    double c2 = row[i + 2] - mean;
+                    double c3 = row[i + 3] - mean;
+                    q0 += c0 * c0;
+                    q1 += c1 * c1;
+                    q2 += c2 * c2;
+                    q3 += c3 * c3;
+                }
+                for (; i < d; i++) {
+                    double c = row[i] - mean;
+                    q0 += c * c;
+                }
+                inv = 1.0 / Math.sqrt((q0 + q1 + q2 + q3) / d + eps);
+            } else {
+                inv = 1.0 / scale.get(r);
             }
-            double inv = scale == null ? 1.0 / Math.sqrt(squares / d + eps) : 1.0 / scale.get(r);
             for (int i = 0; i < d; i++) {
                 row[i] = (float) ((row[i] - mean) * inv);
+            }
+            if (fusedGain != null) {
+                float[] gain = fusedGain.gain();
+                float[] bias = fusedGain.bias();
+                for (int i = 0; i < d; i++) {
+                    row[i] *= gain[i];
+                }
+                if (bias != null) {
+                    for (int i = 0; i < d; i++) {
+                        row[i] += bias[i];
+                    }
+                }
             }
             y.put(r * d, row);
         });
@@ -764,9 +977,28 @@ public final class TransformerModel {
     }
 
     private static void linear(Linear w, Tensor in, Tensor out) {
-        Nd4j.gemm(in.array, w.weight(), out.array, false, w.transposed(), 1.0, 0.0);
+        linear(w, in, out, 0.0);
+    }
+
+    /** out = in @ W + bias + beta * out (beta 1: accumulate into out). */
+    private static void linear(Linear w, Tensor in, Tensor out, double beta) {
+        Nd4j.gemm(in.array, w.weight(), out.array, false, w.transposed(), 1.0, beta);
         if (w.bias() != null) {
             out.array.addiRowVector(w.bias());
+        }
+    }
+
+    /**
+     * A norm with its gain (and bias): the normalized rows go through {@code normalizedHook} before
+     * the gain when the pass touches it; otherwise the gain is applied in the same pass over the rows.
+     */
+    private void norm(Tensor in, Tensor out, Pass pass, HookPoint scaleHook, HookPoint normalizedHook, Norm gain) {
+        if (pass.request.touches(normalizedHook)) {
+            normalize(in, out, pass.buffers.rows, pass, scaleHook, null);
+            pass.visit(normalizedHook, out);
+            applyGain(out, gain, pass.buffers.rows);
+        } else {
+            normalize(in, out, pass.buffers.rows, pass, scaleHook, gain);
         }
     }
 
@@ -822,11 +1054,12 @@ public final class TransformerModel {
             resid = new Tensor(rows, c.dModel());
             normed = new Tensor(rows, c.dModel());
             qkv = new Tensor(rows, c.qDim() + 2L * c.kvDim());
-            q = new Tensor(bh, seqLen, c.headDim());
-            k = new Tensor(bh, seqLen, c.headDim());
-            v = new Tensor(bh, seqLen, c.headDim());
+            // Head-major copies only for the batched fallback; the host path reads qkv in place.
+            q = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
+            k = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
+            v = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
             scores = new Tensor(bh, seqLen, seqLen);
-            context = new Tensor(bh, seqLen, c.headDim());
+            context = HOST_BLAS ? null : new Tensor(bh, seqLen, c.headDim());
             merged = new Tensor(rows, c.qDim());
             attnOut = new Tensor(rows, c.dModel());
             boolean gated = c.gatedMlp();

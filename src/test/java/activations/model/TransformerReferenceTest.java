@@ -31,8 +31,31 @@ class TransformerReferenceTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("checkpoints")
     void everyHookMatchesReference(String name, TinyCheckpoint checkpoint, @TempDir Path dir) {
-        TransformerModel model = TransformerModel.load(checkpoint.write(dir));
         int[][] batch = {{3, 7, 1, 22, 9, 0, 14, 5}, {11, 2, 2, 6, 19, 8, 4, 13}};
+        assertMatchesReference(name, checkpoint, TransformerModel.load(checkpoint.write(dir)), batch);
+    }
+
+    /**
+     * Sequences longer than one block of attention rows (32), ending in a partial block, so the
+     * products that stop at the diagonal and start at the window's edge are checked across blocks.
+     */
+    @org.junit.jupiter.api.Test
+    void longSequencesMatchReferenceAcrossAttentionBlocks(@TempDir Path dir) {
+        int length = 75;
+        java.util.Random random = new java.util.Random(7);
+        int[][] batch = new int[2][length];
+        for (int[] sequence : batch) {
+            for (int t = 0; t < length; t++) {
+                sequence[t] = random.nextInt(23);
+            }
+        }
+        TinyCheckpoint windowed = TinyCheckpoint.llama(16, 2, 4, 2, 24, 23, 96, false, true, 40, 5);
+        assertMatchesReference("gqa-window-40", windowed, TransformerModel.load(windowed.write(dir.resolve("w"))), batch);
+        TinyCheckpoint gpt2 = TinyCheckpoint.gpt2(16, 2, 4, 23, 96, 6);
+        assertMatchesReference("gpt2-long", gpt2, TransformerModel.load(gpt2.write(dir.resolve("g"))), batch);
+    }
+
+    private static void assertMatchesReference(String name, TinyCheckpoint checkpoint, TransformerModel model, int[][] batch) {
         var hooks = HookPoint.all(model.config());
         ForwardResult result = model.forward(batch, ForwardRequest.capture(hooks));
         for (int s = 0; s < batch.length; s++) {
