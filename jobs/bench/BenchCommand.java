@@ -240,7 +240,10 @@ public final class BenchCommand implements Callable<Integer> {
         json.put("quick", quick);
         json.put("machine", Map.of("cores", Runtime.getRuntime().availableProcessors(),
                 "os", System.getProperty("os.name") + " " + System.getProperty("os.arch"),
-                "java", System.getProperty("java.version")));
+                "java", System.getProperty("java.version"),
+                // How the native pools wait changes every figure (conf/native-env): say what was in effect.
+                "native_env", Map.of("OPENBLAS_THREAD_TIMEOUT", String.valueOf(System.getenv("OPENBLAS_THREAD_TIMEOUT")),
+                        "OMP_WAIT_POLICY", String.valueOf(System.getenv("OMP_WAIT_POLICY")))));
         Map<String, Object> values = new LinkedHashMap<>();
         for (Figure f : figures) {
             values.put(f.name(), f.toJson());
