@@ -22,7 +22,11 @@ import java.util.Map;
  */
 final class SaeStepBenchmark {
 
-    record Result(Figure figure, double trainerRowsPerSecond) {
+    /** {@code jumpReluRowsPerSecond}: the JumpReLU step's rate, from {@link #runSparse} only (0 otherwise). */
+    record Result(Figure figure, double trainerRowsPerSecond, double jumpReluRowsPerSecond) {
+        Result(Figure figure, double trainerRowsPerSecond) {
+            this(figure, trainerRowsPerSecond, 0);
+        }
     }
 
     private SaeStepBenchmark() {
@@ -43,6 +47,7 @@ final class SaeStepBenchmark {
         details.put("l0", l0);
         double lowest = Double.POSITIVE_INFINITY;
         double topKRows = 0;
+        double jumpReluRows = 0;
         SaeConfig.Architecture[] architectures = {SaeConfig.Architecture.TOPK, SaeConfig.Architecture.BATCHTOPK,
                 SaeConfig.Architecture.JUMPRELU};
         for (SaeConfig.Architecture architecture : architectures) {
@@ -57,9 +62,11 @@ final class SaeStepBenchmark {
             lowest = Math.min(lowest, measured[0]);
             if (architecture == SaeConfig.Architecture.TOPK) {
                 topKRows = measured[1];
+            } else if (architecture == SaeConfig.Architecture.JUMPRELU) {
+                jumpReluRows = measured[1];
             }
         }
-        return new Result(Figure.atLeast("sae_step_sparse_ratio", lowest, 1.5, details), topKRows);
+        return new Result(Figure.atLeast("sae_step_sparse_ratio", lowest, 1.5, details), topKRows, jumpReluRows);
     }
 
     /** {ratio, trainer rows/s} of {@code config}'s step interleaved with the five gemm products; details prefixed. */

@@ -96,6 +96,28 @@ public final class StagedOutput {
     }
 
     /** One local file to {@code to} on {@code fs}, replacing it (on an object store: one complete object). */
+    /**
+     * Copies the tree at {@code from} on {@code fs} to local disk, leaving out the entries (files or
+     * directories, at any depth) whose name {@code include} rejects: the counterpart of {@link #uploadTree}.
+     */
+    public static void downloadTree(FileSystem fs, Path from, java.nio.file.Path to,
+                                    java.util.function.Predicate<String> include) throws IOException {
+        Files.createDirectories(to);
+        for (org.apache.hadoop.fs.FileStatus status : fs.listStatus(from)) {
+            String name = status.getPath().getName();
+            if (!include.test(name)) {
+                continue;
+            }
+            if (status.isDirectory()) {
+                downloadTree(fs, status.getPath(), to.resolve(name), include);
+            } else {
+                try (java.io.InputStream in = fs.open(status.getPath())) {
+                    Files.copy(in, to.resolve(name));
+                }
+            }
+        }
+    }
+
     static void copy(FileSystem fs, java.nio.file.Path from, Path to) throws IOException {
         try (java.io.InputStream in = Files.newInputStream(from);
              org.apache.hadoop.fs.FSDataOutputStream o = fs.create(to, true)) {

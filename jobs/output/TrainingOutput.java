@@ -167,7 +167,7 @@ public final class TrainingOutput implements AutoCloseable {
         }
         System.out.println("checkpoint " + newest.getPath().getName() + " fetched from " + target);
         java.nio.file.Path into = local.resolve(CHECKPOINTS).resolve(newest.getPath().getName());
-        downloadTree(newest.getPath(), into);
+        StagedOutput.downloadTree(fs, newest.getPath(), into, name -> true);
         Files.deleteIfExists(into.resolve(COMMITTED));
         Path metrics = new Path(target, METRICS);
         if (fs.exists(metrics)) {
@@ -179,20 +179,6 @@ public final class TrainingOutput implements AutoCloseable {
 
     private static long step(FileStatus status) {
         return Long.parseLong(status.getPath().getName().substring("step-".length()));
-    }
-
-    private void downloadTree(Path from, java.nio.file.Path to) throws IOException {
-        Files.createDirectories(to);
-        for (FileStatus status : fs.listStatus(from)) {
-            java.nio.file.Path child = to.resolve(status.getPath().getName());
-            if (status.isDirectory()) {
-                downloadTree(status.getPath(), child);
-            } else {
-                try (InputStream in = fs.open(status.getPath())) {
-                    Files.copy(in, child);
-                }
-            }
-        }
     }
 
     private void upload(java.nio.file.Path file, Path to) throws IOException {

@@ -3,7 +3,6 @@ package jobs.spark;
 import activations.model.TransformerModel;
 import activations.tokenizer.TextTokenizer;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
@@ -56,31 +55,12 @@ public final class ExecutorResources {
             FileSystem fs = remote.getFileSystem(new Configuration());
             java.nio.file.Path local = Files.createTempDirectory("spindle-model-");
             Runtime.getRuntime().addShutdownHook(new Thread(() -> org.apache.hadoop.fs.FileUtil.fullyDelete(local.toFile())));
-            copyTree(fs, remote, local);
+            // Sharded dictionaries have subdirectories; training checkpoints (optimizer state, three
+            // times the dictionary) and hidden files are left out.
+            jobs.output.StagedOutput.downloadTree(fs, remote, local, name -> !name.startsWith(".") && !name.equals("checkpoints"));
             return local;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot copy directory " + dir + " to local disk: " + e.getMessage(), e);
-        }
-    }
-
-    /**
-     * Copies a directory tree (sharded dictionaries have subdirectories), leaving out training
-     * checkpoints (optimizer state, three times the dictionary) and hidden files.
-     */
-    private static void copyTree(FileSystem fs, Path remote, java.nio.file.Path local) throws IOException {
-        Files.createDirectories(local);
-        for (FileStatus f : fs.listStatus(remote)) {
-            String name = f.getPath().getName();
-            if (name.startsWith(".") || name.equals("checkpoints")) {
-                continue;
-            }
-            if (f.isDirectory()) {
-                copyTree(fs, f.getPath(), local.resolve(name));
-            } else {
-                try (java.io.InputStream in = fs.open(f.getPath())) {
-                    Files.copy(in, local.resolve(name));
-                }
-            }
         }
     }
 }
