@@ -928,16 +928,7 @@ public final class TransformerModel {
                 row[i] = (float) ((row[i] - mean) * inv);
             }
             if (fusedGain != null) {
-                float[] gain = fusedGain.gain();
-                float[] bias = fusedGain.bias();
-                for (int i = 0; i < d; i++) {
-                    row[i] *= gain[i];
-                }
-                if (bias != null) {
-                    for (int i = 0; i < d; i++) {
-                        row[i] += bias[i];
-                    }
-                }
+                applyGain(row, fusedGain);
             }
             y.put(r * d, row);
         });
@@ -958,22 +949,27 @@ public final class TransformerModel {
 
     private static void applyGain(Tensor t, Norm norm, int rows) {
         FloatBuffer y = t.view;
-        float[] gain = norm.gain();
-        float[] bias = norm.bias();
-        int d = gain.length;
+        int d = norm.gain().length;
         ParallelLoops.forEach(rows, r -> {
             float[] row = new float[d];
             y.get(r * d, row);
-            for (int i = 0; i < d; i++) {
-                row[i] *= gain[i];
-            }
-            if (bias != null) {
-                for (int i = 0; i < d; i++) {
-                    row[i] += bias[i];
-                }
-            }
+            applyGain(row, norm);
             y.put(r * d, row);
         });
+    }
+
+    /** One row times the norm's gain, plus its bias. */
+    private static void applyGain(float[] row, Norm norm) {
+        float[] gain = norm.gain();
+        float[] bias = norm.bias();
+        for (int i = 0; i < row.length; i++) {
+            row[i] *= gain[i];
+        }
+        if (bias != null) {
+            for (int i = 0; i < row.length; i++) {
+                row[i] += bias[i];
+            }
+        }
     }
 
     private static void linear(Linear w, Tensor in, Tensor out) {

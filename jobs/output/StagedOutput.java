@@ -95,7 +95,6 @@ public final class StagedOutput {
         }
     }
 
-    /** One local file to {@code to} on {@code fs}, replacing it (on an object store: one complete object). */
     /**
      * Copies the tree at {@code from} on {@code fs} to local disk, leaving out the entries (files or
      * directories, at any depth) whose name {@code include} rejects: the counterpart of {@link #uploadTree}.
@@ -118,6 +117,7 @@ public final class StagedOutput {
         }
     }
 
+    /** One local file to {@code to} on {@code fs}, replacing it (on an object store: one complete object). */
     static void copy(FileSystem fs, java.nio.file.Path from, Path to) throws IOException {
         try (java.io.InputStream in = Files.newInputStream(from);
              org.apache.hadoop.fs.FSDataOutputStream o = fs.create(to, true)) {

@@ -485,7 +485,7 @@ public final class CrossLayerTranscoder {
                 mseParts.mseByLayer(), mseParts.l0ByLayer());
     }
 
-    /** Forces the sparse or dense training pass, or AUTO (the cost model below; DENSE is the default, as for SAEs). */
+    /** Forces the sparse or dense training pass (tests, benchmarks), or AUTO (the default: the cost model below). */
     public void setDecoding(SparseAutoencoder.Decoding mode) {
         decoding = mode;
     }

@@ -524,7 +524,7 @@ public abstract class SparseAutoencoder {
         return a != null && a.length >= length ? a : new float[length];
     }
 
-    /** Forces the sparse or dense path, or AUTO (the cost model; see the field for why DENSE is the default). */
+    /** Forces the sparse or dense path (tests, benchmarks), or AUTO (the default: the cost model). */
     public void setDecoding(Decoding mode) {
         decoding = mode;
     }

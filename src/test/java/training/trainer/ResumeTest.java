@@ -39,7 +39,8 @@ class ResumeTest {
         return new InMemoryActivationSource(List.of("h"), new float[][] {Arrays.copyOf(data, rows * D_IN)}, new int[] {D_IN}, 1);
     }
 
-    private static void resumesToTheSameWeights(SaeConfig config, Path straightDir, Path splitDir) {
+    /** Returns the resumed run's result. */
+    private static SaeTrainer.Result resumesToTheSameWeights(SaeConfig config, Path straightDir, Path splitDir) {
         int rows = (NORMALIZATION_BATCHES + STEPS) * BATCH;
         float[] data = data(rows);
         float[] straight = new SaeTrainer(config, straightDir).train(source(data, rows)).sae().parameters().toFloatVector();
@@ -61,6 +62,7 @@ class ResumeTest {
         }
         assertTrue(maxDiff <= 1e-5 * maxAbs, config.architecture() + ": resumed weights differ by " + maxDiff);
         assertTrue(Files.exists(splitDir.resolve("metrics.jsonl")));
+        return resumed;
     }
 
     private static SaeConfig.Builder config(SaeConfig.Architecture architecture) {
@@ -83,14 +85,16 @@ class ResumeTest {
     /** TopK at a small L0 takes the sparse decoding path (the cost model's choice), which must resume exactly too. */
     @Test
     void topKOnTheSparsePathResumes() {
-        resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).build(), dir.resolve("a"), dir.resolve("b"));
+        SaeTrainer.Result resumed = resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).build(), dir.resolve("a"), dir.resolve("b"));
+        assertTrue(resumed.sae().lastPassSparse(), "the run decoded sparsely");
     }
 
     @Test
     void topKWithDeadLatentsOnTheSparsePathResumes() {
         // Dead latents within the run (a short window) bring AuxK's sparse term in.
-        resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).auxKCoefficient(1.0 / 32).kAux(8)
+        SaeTrainer.Result resumed = resumesToTheSameWeights(config(SaeConfig.Architecture.TOPK).auxKCoefficient(1.0 / 32).kAux(8)
                 .deadWindowTokens(BATCH).build(), dir.resolve("a"), dir.resolve("b"));
+        assertTrue(resumed.sae().lastPassSparse(), "the run decoded sparsely");
     }
 
     @Test
